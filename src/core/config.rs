@@ -1,0 +1,197 @@
+//! The engine's configuration: plain values the policy layer produces after validation.
+//!
+//! The core never parses files; `policy::ValidatedPolicy::engine_config` builds this, and
+//! tests and benchmarks may build it directly. Every field is assumed valid (the policy
+//! layer checks ranges and cross-field rules); the engine still clamps where a bad value
+//! could make it misbehave rather than merely decide badly.
+
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// One rung of the reduction ladder.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProfileSpec {
+    /// Name used in metrics, logs and the collector config (`conservative`, ...).
+    pub name: String,
+    /// Expected fraction of input series this profile keeps, in (0, 1].
+    pub retention: f64,
+}
+
+/// PID gains, per second of real time; the engine scales them by each tick's length.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PidConfig {
+    /// Proportional gain on the normalised error (output/budget − target).
+    pub kp: f64,
+    /// Integral gain per second.
+    pub ki: f64,
+    /// Derivative gain, seconds.
+    pub kd: f64,
+    /// Bound on the integral term (anti-windup), in budget fractions.
+    pub i_limit: f64,
+    /// Bound on the whole correction, in budget fractions.
+    pub output_limit: f64,
+}
+
+/// When to move along the ladder, in fractions of the budget.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HysteresisConfig {
+    /// Escalate when pressure (predicted output / budget, plus the PID correction) exceeds this.
+    pub escalate_above: f64,
+    /// Relax only when the less-reducing profile's pressure would be below this.
+    pub relax_below: f64,
+    /// Consecutive ticks the escalate condition must hold (1 = at once).
+    pub escalate_ticks: u32,
+    /// Consecutive ticks the relax condition must hold.
+    pub relax_ticks: u32,
+}
+
+/// Feed-forward: a short linear prediction of demand plus a volatility margin.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PredictionConfig {
+    /// Ticks of input history used for the trend and the volatility.
+    pub window_ticks: u32,
+    /// How far ahead the trend is extrapolated, in ticks (usually the reload delay + 1).
+    pub horizon_ticks: u32,
+    /// Margin in standard deviations of tick-to-tick input change added to the forecast.
+    pub volatility_k: f64,
+    /// Ticks of input history whose maximum must fit before relaxing.
+    pub relax_window_ticks: u32,
+}
+
+/// Switch budget: at most `max_switches` inside any `window`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SwitchBudget {
+    /// Switches allowed per window.
+    pub max_switches: u32,
+    /// Length of the sliding window.
+    pub window: Duration,
+}
+
+/// Flap protection: A→B→A within `window` freezes relaxation for `cooldown`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OscillationConfig {
+    /// A return to the previous profile within this window is a flap.
+    pub window: Duration,
+    /// How long relaxation stays frozen after a flap.
+    pub cooldown: Duration,
+}
+
+/// Emergency: jump to the most reducing profile and lock relaxation out.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EmergencyConfig {
+    /// Output above `hard_ratio` × budget is an emergency.
+    pub hard_ratio: f64,
+    /// No relaxation for this long after an emergency.
+    pub lockout: Duration,
+}
+
+/// All guards; each blocks a switch with a named reason.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GuardsConfig {
+    /// Minimum time since the last switch before escalating again.
+    pub min_dwell_escalate: Duration,
+    /// Minimum time since the last switch before relaxing.
+    pub min_dwell_relax: Duration,
+    /// Sliding-window cap on switches.
+    pub switch_budget: SwitchBudget,
+    /// Flap detection.
+    pub oscillation: OscillationConfig,
+    /// Hard limit and lockout.
+    pub emergency: EmergencyConfig,
+    /// Longest TTL a manual override may ask for.
+    pub override_max_ttl: Duration,
+}
+
+/// What to do when the input is bad (Empty, Stale, Error).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BadInputConfig {
+    /// An `Ok` sample older than this (relative to `now`) counts as stale.
+    pub max_sample_age: Duration,
+    /// After this many consecutive bad ticks, the fallback profile may apply.
+    pub fallback_after_ticks: u32,
+    /// Index of the fallback profile; applied only if more protective than the current one.
+    pub fallback_profile: Option<usize>,
+}
+
+/// Everything one pipeline's engine needs to decide.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EngineConfig {
+    /// Pipeline name, for sentences and metrics labels.
+    pub pipeline: String,
+    /// Series budget for the pipeline's output.
+    pub budget_series: f64,
+    /// PID setpoint as a fraction of the budget (e.g. 0.9).
+    pub target_ratio: f64,
+    /// Profiles ordered from least to most reducing (retention strictly decreasing).
+    pub profiles: Vec<ProfileSpec>,
+    /// Index of the profile assumed in force at start.
+    pub initial_profile: usize,
+    /// Expected time between ticks; `next_wakeup` is `now + tick`.
+    pub tick: Duration,
+    /// PID gains and limits.
+    pub pid: PidConfig,
+    /// Ladder thresholds.
+    pub hysteresis: HysteresisConfig,
+    /// Demand prediction.
+    pub prediction: PredictionConfig,
+    /// Guards.
+    pub guards: GuardsConfig,
+    /// Bad-input handling.
+    pub bad_input: BadInputConfig,
+    /// Ticks after a switch during which output/input is not used to measure retention
+    /// (the collector may still be reloading).
+    pub settle_ticks: u32,
+}
+
+impl EngineConfig {
+    /// A reasonable configuration for tests and benchmarks: the shipped default ladder.
+    pub fn example(budget_series: f64) -> Self {
+        let profiles = [("conservative", 0.9), ("balanced", 0.6), ("aggressive", 0.35)]
+            .into_iter()
+            .map(|(n, r)| ProfileSpec { name: n.to_string(), retention: r })
+            .collect();
+        EngineConfig {
+            pipeline: "default".to_string(),
+            budget_series,
+            target_ratio: 0.9,
+            profiles,
+            initial_profile: 0,
+            tick: Duration::from_secs(15),
+            pid: PidConfig { kp: 0.0, ki: 0.001, kd: 0.0, i_limit: 0.05, output_limit: 0.1 },
+            hysteresis: HysteresisConfig {
+                escalate_above: 0.97,
+                relax_below: 0.9,
+                escalate_ticks: 1,
+                relax_ticks: 1,
+            },
+            prediction: PredictionConfig {
+                window_ticks: 8,
+                horizon_ticks: 1,
+                volatility_k: 1.0,
+                relax_window_ticks: 8,
+            },
+            guards: GuardsConfig {
+                min_dwell_escalate: Duration::from_secs(15),
+                min_dwell_relax: Duration::from_secs(120),
+                switch_budget: SwitchBudget { max_switches: 6, window: Duration::from_secs(3600) },
+                oscillation: OscillationConfig {
+                    window: Duration::from_secs(600),
+                    cooldown: Duration::from_secs(900),
+                },
+                emergency: EmergencyConfig { hard_ratio: 1.5, lockout: Duration::from_secs(600) },
+                override_max_ttl: Duration::from_secs(24 * 3600),
+            },
+            bad_input: BadInputConfig {
+                max_sample_age: Duration::from_secs(60),
+                fallback_after_ticks: 4,
+                fallback_profile: None,
+            },
+            settle_ticks: 2,
+        }
+    }
+
+    /// Index of the most reducing profile.
+    pub fn most_reducing(&self) -> usize {
+        self.profiles.len().saturating_sub(1)
+    }
+}

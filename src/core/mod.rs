@@ -1,0 +1,20 @@
+//! The pure control core: observations in, decisions and events out.
+//!
+//! Sans-I/O like quinn-proto: no clock, no files, no sockets, no async runtime, no metrics
+//! calls, no randomness except from a seed passed in. Time is an argument. The daemon and
+//! the simulator drive the same `Engine::step`, so recorded observations replay to the
+//! same decisions.
+
+pub mod config;
+pub mod engine;
+pub mod event;
+pub mod observation;
+pub mod pid;
+pub mod predict;
+pub mod time;
+
+pub use config::EngineConfig;
+pub use engine::{Engine, EngineState};
+pub use event::{Action, Decision, Event, Step};
+pub use observation::{Command, Observation, Sample};
+pub use time::Timestamp;

@@ -1,0 +1,1 @@
+//! PID wrapper (being written).

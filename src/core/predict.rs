@@ -1,0 +1,1 @@
+//! Demand prediction (being written).

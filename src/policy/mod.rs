@@ -1,0 +1,1 @@
+//! Policy files: YAML an SRE edits → validated engine configuration. (Being written.)
