@@ -56,6 +56,13 @@ pub struct PredictionConfig {
     pub volatility_k: f64,
     /// Ticks of input history whose maximum must fit before relaxing.
     pub relax_window_ticks: u32,
+    /// Learned persistence below which an excursion is presumed transient: the engine
+    /// tracks how often an excursion above `escalate_above` was still there one tick
+    /// later, and if that share is below this, it waits `transient_confirm_ticks`.
+    pub persistence_threshold: f64,
+    /// Ticks an excursion must last before escalating when excursions tend to be
+    /// transient (one-tick spikes cost two switches and buy nothing).
+    pub transient_confirm_ticks: u32,
 }
 
 /// Switch budget: at most `max_switches` inside any `window`.
@@ -169,6 +176,8 @@ impl EngineConfig {
                 horizon_ticks: 1,
                 volatility_k: 1.0,
                 relax_window_ticks: 8,
+                persistence_threshold: 0.5,
+                transient_confirm_ticks: 2,
             },
             guards: GuardsConfig {
                 min_dwell_escalate: Duration::from_secs(15),

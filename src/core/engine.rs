@@ -1,16 +1,85 @@
-//! The engine: one per pipeline, `step(now, &Observation) -> Step`. (Being written.)
+//! The engine: one per pipeline, `step(now, &Observation) -> Step`, level-triggered.
+//!
+//! Each healthy tick the engine measures the retention of the profile in force, forecasts
+//! demand (trend + volatility margin), adds the PID's correction, and so computes the
+//! *pressure* every profile would be under. The ladder wants to escalate when the current
+//! profile's pressure is above `escalate_above`, and to relax when a less-reducing profile's
+//! pressure (on the worst recent demand) is below `relax_below`. Between the two is the
+//! hysteresis band, where nothing moves. Every wanted switch then passes the guards
+//! (dwell, switch budget, oscillation, lockout, override); a refused switch is an event
+//! with the guard's name. Bad input holds, never relaxes, and may fall back to a more
+//! protective profile after K ticks.
 
 use super::config::EngineConfig;
-use super::event::Step;
-use super::observation::Observation;
+use super::event::{
+    Action, Blocked, Cause, Decision, Evaluation, Event, Guard, Hold, HoldReason, Step,
+};
+use super::observation::{Command, Observation, Sample};
+use super::pid::{PidCorrection, Room};
+use super::predict::DemandHistory;
 use super::time::Timestamp;
 use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
 
-/// Serialisable decision state.
+/// A switch that took place, kept for the switch budget and flap detection.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SwitchRecord {
+    /// When it was decided.
+    pub at: Timestamp,
+    /// Profile left.
+    pub from: usize,
+    /// Profile entered.
+    pub to: usize,
+}
+
+/// A manual pin.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OverrideState {
+    /// Pinned profile.
+    pub profile: usize,
+    /// When the pin lapses.
+    pub until: Timestamp,
+    /// Who pinned it.
+    pub by: String,
+}
+
+/// Everything the engine remembers between steps. Serialisable so the daemon can persist
+/// it; `Engine::restore` with this state continues with exactly the same decisions.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EngineState {
-    /// Profile in force.
+    /// Profile in force (index into the ladder).
     pub current: usize,
+    /// When the last switch was decided.
+    pub last_switch_at: Option<Timestamp>,
+    /// Healthy ticks since the last switch (retention is measured only once settled).
+    pub ticks_since_switch: u32,
+    /// Recent switches, pruned to the longest guard window.
+    pub history: VecDeque<SwitchRecord>,
+    /// No relaxation before this time (emergency lockout).
+    pub lockout_until: Option<Timestamp>,
+    /// No relaxation before this time (after a flap).
+    pub relax_frozen_until: Option<Timestamp>,
+    /// Manual override, if any.
+    pub pinned: Option<OverrideState>,
+    /// The PID correction, integral included.
+    pub pid: PidCorrection,
+    /// When the engine last updated the PID (for the real tick length).
+    pub last_eval_at: Option<Timestamp>,
+    /// Consecutive bad ticks.
+    pub bad_ticks: u32,
+    /// Consecutive ticks the escalate condition held.
+    pub escalate_streak: u32,
+    /// Consecutive ticks the relax condition held.
+    pub relax_streak: u32,
+    /// Recent demand.
+    pub demand: DemandHistory,
+    /// Learned share of excursions still present one tick after they started (EWMA).
+    pub persistence: f64,
+    /// Retention in force when an excursion started last tick, to judge whether it
+    /// persisted whatever was decided meanwhile.
+    pub excursion_retention: Option<f64>,
+    /// Retention measured per profile (EWMA of output/input while settled in it).
+    pub measured_retention: Vec<Option<f64>>,
 }
 
 /// One pipeline's controller.
@@ -20,15 +89,365 @@ pub struct Engine {
     state: EngineState,
 }
 
+// Smoothing of the measured retention: recent enough to notice a collector change within
+// a few ticks, smooth enough that one odd scrape does not move it much.
+const RETENTION_ALPHA: f64 = 0.2;
+// Memory of the excursion-persistence estimate: about the last five excursions.
+const PERSISTENCE_ALPHA: f64 = 0.2;
+
 impl Engine {
     /// A fresh engine at the configured initial profile.
     pub fn new(cfg: EngineConfig) -> Self {
-        let state = EngineState { current: cfg.initial_profile };
+        let current = cfg.initial_profile.min(cfg.most_reducing());
+        let state = EngineState {
+            current,
+            last_switch_at: None,
+            ticks_since_switch: 0,
+            history: VecDeque::new(),
+            lockout_until: None,
+            relax_frozen_until: None,
+            pinned: None,
+            pid: PidCorrection::new(),
+            last_eval_at: None,
+            bad_ticks: 0,
+            escalate_streak: 0,
+            relax_streak: 0,
+            demand: DemandHistory::default(),
+            persistence: 1.0,
+            excursion_retention: None,
+            measured_retention: vec![None; cfg.profiles.len()],
+        };
         Engine { cfg, state }
     }
 
-    /// Decide for this tick.
-    pub fn step(&mut self, now: Timestamp, _obs: &Observation) -> Step {
-        Step { actions: Default::default(), events: Default::default(), next_wakeup: now.plus(self.cfg.tick) }
+    /// Continues from a persisted state. A state from a different ladder is clamped into
+    /// this one rather than rejected: the daemon must come up.
+    pub fn restore(cfg: EngineConfig, mut state: EngineState) -> Self {
+        state.current = state.current.min(cfg.most_reducing());
+        state.measured_retention.resize(cfg.profiles.len(), None);
+        if let Some(p) = &state.pinned
+            && p.profile > cfg.most_reducing()
+        {
+            state.pinned = None;
+        }
+        Engine { cfg, state }
+    }
+
+    /// The state to persist.
+    pub fn state(&self) -> &EngineState {
+        &self.state
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &EngineConfig {
+        &self.cfg
+    }
+
+    /// Profile in force (index).
+    pub fn current(&self) -> usize {
+        self.state.current
+    }
+
+    /// Decide for this tick. Never fails: bad input becomes a `Held` event.
+    pub fn step(&mut self, now: Timestamp, obs: &Observation) -> Step {
+        let mut step = Step {
+            actions: Default::default(),
+            events: Default::default(),
+            next_wakeup: now.plus(self.cfg.tick),
+        };
+        self.expire(now);
+        let mut emergency: Option<Cause> = None;
+        for cmd in &obs.commands {
+            match cmd {
+                Command::Emergency { reason } => {
+                    emergency = Some(Cause::Requested { reason: reason.clone() });
+                }
+                Command::Override { profile, ttl, by } if *profile < self.cfg.profiles.len() => {
+                    let ttl = (*ttl).min(self.cfg.guards.override_max_ttl);
+                    self.state.pinned =
+                        Some(OverrideState { profile: *profile, until: now.plus(ttl), by: by.clone() });
+                }
+                Command::Override { .. } => {}
+                Command::ClearOverride => self.state.pinned = None,
+            }
+        }
+
+        let wanted = match self.read(now, obs) {
+            Err(hold) => {
+                self.state.bad_ticks += 1;
+                let hold = Hold { bad_ticks: self.state.bad_ticks, ..hold };
+                step.events.push(Event::Held(hold));
+                let fallback = self
+                    .cfg
+                    .bad_input
+                    .fallback_profile
+                    .filter(|&f| f > self.state.current)
+                    .filter(|_| self.state.bad_ticks >= self.cfg.bad_input.fallback_after_ticks);
+                emergency
+                    .map(|c| (self.cfg.most_reducing(), c))
+                    .or(fallback.map(|f| (f, Cause::Fallback { bad_ticks: self.state.bad_ticks })))
+            }
+            Ok((input, output)) => {
+                self.state.bad_ticks = 0;
+                let (eval, wanted) = self.evaluate(now, input, output);
+                step.events.push(Event::Evaluated(eval));
+                let hard = self.cfg.guards.emergency.hard_ratio;
+                if emergency.is_none() && output > hard * self.cfg.budget_series {
+                    emergency = Some(Cause::HardLimit { output, ratio: hard });
+                }
+                match emergency {
+                    Some(c) => Some((self.cfg.most_reducing(), c)),
+                    None => wanted,
+                }
+            }
+        };
+        let is_emergency = matches!(
+            wanted,
+            Some((_, Cause::HardLimit { .. } | Cause::Requested { .. }))
+        );
+        if is_emergency {
+            self.state.lockout_until = Some(now.plus(self.cfg.guards.emergency.lockout));
+        }
+        // A pin overrides the ladder (but not the lockout or the switch budget).
+        let wanted = match (&self.state.pinned, wanted) {
+            (Some(p), _) if p.profile != self.state.current => {
+                Some((p.profile, Cause::Override { by: p.by.clone(), until: p.until }))
+            }
+            (Some(_), Some((to, _))) if to != self.state.current => {
+                step.events.push(Event::Blocked(Blocked {
+                    guard: Guard::Override,
+                    from: self.state.current,
+                    to,
+                    until: self.state.pinned.as_ref().map(|p| p.until),
+                }));
+                None
+            }
+            (_, w) => w,
+        };
+        if let Some((to, cause)) = wanted
+            && to != self.state.current
+        {
+            match self.guard(now, to, &cause) {
+                Err(blocked) => step.events.push(Event::Blocked(blocked)),
+                Ok(()) => {
+                    let decision = self.switch(now, to, cause);
+                    step.actions.push(Action::ApplyProfile { profile: to });
+                    step.events.push(Event::Switched(decision));
+                }
+            }
+        }
+        if let Some(p) = &self.state.pinned
+            && p.until > now
+        {
+            step.next_wakeup = step.next_wakeup.min(p.until);
+        }
+        step
+    }
+
+    /// Drops deadlines that have passed, so the persisted state stays small.
+    fn expire(&mut self, now: Timestamp) {
+        let s = &mut self.state;
+        if s.pinned.as_ref().is_some_and(|p| p.until <= now) {
+            s.pinned = None;
+        }
+        if s.lockout_until.is_some_and(|t| t <= now) {
+            s.lockout_until = None;
+        }
+        if s.relax_frozen_until.is_some_and(|t| t <= now) {
+            s.relax_frozen_until = None;
+        }
+        let g = &self.cfg.guards;
+        let keep = g.switch_budget.window.max(g.oscillation.window);
+        while s.history.front().is_some_and(|r| now.saturating_since(r.at) >= keep) {
+            s.history.pop_front();
+        }
+    }
+
+    /// Classifies the observation: both signals usable, or why not.
+    fn read(&self, now: Timestamp, obs: &Observation) -> Result<(f64, f64), Hold> {
+        let max_age = self.cfg.bad_input.max_sample_age;
+        let one = |signal: &'static str, s: &Sample| -> Result<f64, Hold> {
+            let hold = |reason, age| Hold { signal, reason, bad_ticks: 0, age };
+            match s {
+                Sample::Ok { value, at } => {
+                    let age = now.saturating_since(*at);
+                    if age > max_age {
+                        Err(hold(HoldReason::Stale, Some(age)))
+                    } else if !value.is_finite() || *value < 0.0 {
+                        Err(hold(HoldReason::Error, None))
+                    } else {
+                        Ok(*value)
+                    }
+                }
+                Sample::Empty => Err(hold(HoldReason::Empty, None)),
+                Sample::Stale { age } => Err(hold(HoldReason::Stale, Some(*age))),
+                Sample::Error { .. } => Err(hold(HoldReason::Error, None)),
+            }
+        };
+        Ok((one("input", &obs.input)?, one("output", &obs.output)?))
+    }
+
+    /// Retention to assume for profile `i`: measured if known, else expected.
+    fn retention(&self, i: usize) -> f64 {
+        self.state.measured_retention[i].unwrap_or(self.cfg.profiles[i].retention)
+    }
+
+    /// The control law on a healthy tick: what the ladder wants, before guards.
+    fn evaluate(&mut self, now: Timestamp, input: f64, output: f64) -> (Evaluation, Option<(usize, Cause)>) {
+        let cfg = &self.cfg;
+        let cur = self.state.current;
+        let budget = cfg.budget_series;
+        self.state.ticks_since_switch = self.state.ticks_since_switch.saturating_add(1);
+        if self.state.ticks_since_switch > cfg.settle_ticks && input > 0.0 {
+            let r = (output / input).clamp(0.0, 1.0);
+            let m = &mut self.state.measured_retention[cur];
+            *m = Some(m.map_or(r, |old| old + RETENTION_ALPHA * (r - old)));
+        }
+
+        let pc = &cfg.prediction;
+        let cap = pc.window_ticks.max(pc.relax_window_ticks) as usize;
+        self.state.demand.push(input, cap);
+        let fc = self.state.demand.forecast(
+            pc.window_ticks as usize,
+            pc.horizon_ticks,
+            pc.volatility_k,
+            pc.relax_window_ticks as usize,
+        );
+
+        let dt = self
+            .state
+            .last_eval_at
+            .map_or(cfg.tick.as_secs_f64(), |t| now.saturating_since(t).as_secs_f64());
+        self.state.last_eval_at = Some(now);
+        let room = Room { can_escalate: cur < cfg.most_reducing(), can_relax: cur > 0 };
+        let terms = self.state.pid.update(&cfg.pid, output / budget, cfg.target_ratio, dt, room);
+        let correction = terms.output;
+        let pressure_of = |r: f64, demand: f64| demand * r / budget + correction;
+        let pressure = pressure_of(self.retention(cur), fc.escalate);
+        let eval = Evaluation {
+            p: terms.p,
+            i: terms.i,
+            d: terms.d,
+            output: terms.output,
+            pressure,
+            predicted_input: fc.escalate,
+            measured_retention: self.state.measured_retention[cur],
+        };
+
+        let h = cfg.hysteresis;
+        let above = pressure > h.escalate_above;
+        // Did last tick's excursion persist? Judged on demand against the retention of
+        // the time, so an escalation in between does not hide the answer.
+        if let Some(r) = self.state.excursion_retention.take() {
+            let still = pressure_of(r, input) > h.escalate_above;
+            let x = if still { 1.0 } else { 0.0 };
+            self.state.persistence += PERSISTENCE_ALPHA * (x - self.state.persistence);
+        }
+        if above && self.state.escalate_streak == 0 {
+            self.state.excursion_retention = Some(self.retention(cur));
+        }
+        self.state.escalate_streak =
+            if above && room.can_escalate { self.state.escalate_streak + 1 } else { 0 };
+        let confirm = if self.state.persistence < pc.persistence_threshold {
+            pc.transient_confirm_ticks.max(h.escalate_ticks)
+        } else {
+            h.escalate_ticks
+        };
+        // Least reducing profile below the current one that fits the worst recent demand.
+        let relax_to = (0..cur).find(|&j| pressure_of(self.retention(j), fc.relax) < h.relax_below);
+        self.state.relax_streak = if relax_to.is_some() { self.state.relax_streak + 1 } else { 0 };
+
+        let wanted = if self.state.escalate_streak >= confirm.max(1) {
+            let to = (cur + 1..cfg.profiles.len())
+                .find(|&j| pressure_of(self.retention(j), fc.escalate) <= h.escalate_above)
+                .unwrap_or(cfg.most_reducing());
+            let cause =
+                Cause::Pressure { output, pressure, threshold: h.escalate_above, ticks: self.state.escalate_streak };
+            Some((to, cause))
+        } else if let Some(to) = relax_to.filter(|_| self.state.relax_streak >= h.relax_ticks.max(1)) {
+            let predicted_output = fc.relax * self.retention(to);
+            let cause = Cause::Fits { predicted_output, threshold: h.relax_below, ticks: self.state.relax_streak };
+            Some((to, cause))
+        } else {
+            None
+        };
+        (eval, wanted)
+    }
+
+    /// Checks a wanted switch against every guard; the first that refuses is named.
+    fn guard(&self, now: Timestamp, to: usize, cause: &Cause) -> Result<(), Blocked> {
+        let s = &self.state;
+        let g = &self.cfg.guards;
+        let from = s.current;
+        let escalation = to > from;
+        let overriding = matches!(cause, Cause::Override { .. });
+        let block = |guard, until| Err(Blocked { guard, from, to, until });
+        if !escalation {
+            if let Some(t) = s.lockout_until {
+                return block(Guard::Lockout, Some(t));
+            }
+            if !overriding {
+                if let Some(t) = s.relax_frozen_until {
+                    return block(Guard::Oscillation, Some(t));
+                }
+                // Going back to where the last switch came from, too soon, is a flap.
+                if let Some(last) = s.history.back()
+                    && last.from == to
+                    && last.to == from
+                    && now.saturating_since(last.at) < g.oscillation.window
+                {
+                    return block(Guard::Oscillation, Some(last.at.plus(g.oscillation.window)));
+                }
+            }
+        }
+        if !overriding && let Some(last) = s.last_switch_at {
+            let (dwell, guard) = if escalation {
+                (g.min_dwell_escalate, Guard::DwellEscalate)
+            } else {
+                (g.min_dwell_relax, Guard::DwellRelax)
+            };
+            if now.saturating_since(last) < dwell {
+                return block(guard, Some(last.plus(dwell)));
+            }
+        }
+        let window = g.switch_budget.window;
+        let recent: Vec<&SwitchRecord> =
+            s.history.iter().filter(|r| now.saturating_since(r.at) < window).collect();
+        if recent.len() >= g.switch_budget.max_switches as usize {
+            return block(Guard::SwitchBudget, recent.first().map(|r| r.at.plus(window)));
+        }
+        Ok(())
+    }
+
+    /// Applies a switch to the state and describes it.
+    fn switch(&mut self, now: Timestamp, to: usize, cause: Cause) -> Decision {
+        let from = self.state.current;
+        let g = &self.cfg.guards;
+        // An escalation straight back to the profile just left is a flap the guard could
+        // not prevent (protection comes first); freeze relaxing so it does not repeat.
+        if let Some(last) = self.state.history.back()
+            && last.from == to
+            && last.to == from
+            && now.saturating_since(last.at) < g.oscillation.window
+        {
+            self.state.relax_frozen_until = Some(now.plus(g.oscillation.cooldown));
+        }
+        self.state.history.push_back(SwitchRecord { at: now, from, to });
+        self.state.current = to;
+        self.state.last_switch_at = Some(now);
+        self.state.ticks_since_switch = 0;
+        self.state.escalate_streak = 0;
+        self.state.relax_streak = 0;
+        let y = self.state.demand.latest().unwrap_or(0.0) * self.retention(to) / self.cfg.budget_series;
+        self.state.pid.rebase(y);
+        Decision {
+            pipeline: self.cfg.pipeline.clone(),
+            from: self.cfg.profiles[from].name.clone(),
+            to: self.cfg.profiles[to].name.clone(),
+            to_index: to,
+            escalation: to > from,
+            budget: self.cfg.budget_series,
+            cause,
+        }
     }
 }

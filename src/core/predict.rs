@@ -1,1 +1,138 @@
-//! Demand prediction (being written).
+//! Feed-forward: a short-horizon linear prediction of demand with a volatility margin.
+//!
+//! The ladder reacts to where demand will be when a switch takes effect (a reload takes
+//! a tick or more), not where it was. A least-squares line over the last few ticks gives
+//! the trend; the spread of tick-to-tick changes gives a margin, so a noisy pipeline near
+//! its budget is treated as closer to it than a quiet one. Relaxing looks at the worst
+//! demand of a longer window, so one quiet tick never relaxes protection.
+
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+
+/// Recent demand history (bounded).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DemandHistory {
+    values: VecDeque<f64>,
+}
+
+/// What the history says about demand.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Forecast {
+    /// Demand expected at the horizon, plus the volatility margin; never below the latest.
+    pub escalate: f64,
+    /// Worst demand over the relax window (and the forecast), for relax decisions.
+    pub relax: f64,
+}
+
+impl DemandHistory {
+    /// Records the latest demand, keeping at most `cap` values.
+    pub fn push(&mut self, value: f64, cap: usize) {
+        let cap = cap.max(1);
+        while self.values.len() >= cap {
+            self.values.pop_front();
+        }
+        self.values.push_back(value);
+    }
+
+    /// Number of values held.
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    /// The most recent demand.
+    pub fn latest(&self) -> Option<f64> {
+        self.values.back().copied()
+    }
+
+    /// True before the first push.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// Forecast from the last `window` values, `horizon` ticks ahead, with a margin of
+    /// `k` standard deviations of tick-to-tick change; `relax_window` values for relaxing.
+    pub fn forecast(&self, window: usize, horizon: u32, k: f64, relax_window: usize) -> Forecast {
+        let n = self.values.len();
+        let Some(&latest) = self.values.back() else {
+            return Forecast { escalate: 0.0, relax: 0.0 };
+        };
+        let w = window.clamp(1, n);
+        let recent = self.values.range(n - w..);
+        let (slope, sd) = trend_and_spread(recent, w);
+        let trend = latest + slope.max(0.0) * f64::from(horizon);
+        let escalate = trend.max(latest) + k * sd;
+        let rw = relax_window.clamp(1, n);
+        let worst = self.values.range(n - rw..).fold(f64::MIN, |a, &b| a.max(b));
+        Forecast { escalate, relax: worst.max(escalate) }
+    }
+}
+
+/// Least-squares slope per tick and the standard deviation of first differences.
+fn trend_and_spread<'a>(values: impl Iterator<Item = &'a f64> + Clone, n: usize) -> (f64, f64) {
+    if n < 2 {
+        return (0.0, 0.0);
+    }
+    let nf = n as f64;
+    let mean_x = (nf - 1.0) / 2.0;
+    let mean_y = values.clone().sum::<f64>() / nf;
+    let (mut sxy, mut sxx) = (0.0, 0.0);
+    let (mut prev, mut dsum, mut dsq) = (None::<f64>, 0.0, 0.0);
+    for (i, &y) in values.enumerate() {
+        let dx = i as f64 - mean_x;
+        sxy += dx * (y - mean_y);
+        sxx += dx * dx;
+        if let Some(p) = prev {
+            let d = y - p;
+            dsum += d;
+            dsq += d * d;
+        }
+        prev = Some(y);
+    }
+    let m = nf - 1.0;
+    let var = (dsq / m - (dsum / m).powi(2)).max(0.0);
+    (sxy / sxx, var.sqrt())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hist(v: &[f64]) -> DemandHistory {
+        let mut h = DemandHistory::default();
+        for &x in v {
+            h.push(x, 16);
+        }
+        h
+    }
+
+    #[test]
+    fn rising_line_is_extrapolated() {
+        let h = hist(&[10.0, 20.0, 30.0, 40.0]);
+        let f = h.forecast(4, 2, 0.0, 4);
+        assert!((f.escalate - 60.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn falling_trend_never_predicts_below_latest() {
+        let h = hist(&[40.0, 30.0, 20.0, 10.0]);
+        let f = h.forecast(4, 2, 0.0, 4);
+        assert_eq!(f.escalate, 10.0);
+        assert_eq!(f.relax, 40.0);
+    }
+
+    #[test]
+    fn flat_series_has_no_margin() {
+        let h = hist(&[5.0; 8]);
+        let f = h.forecast(8, 1, 3.0, 8);
+        assert_eq!(f.escalate, 5.0);
+    }
+
+    #[test]
+    fn history_is_bounded() {
+        let mut h = DemandHistory::default();
+        for i in 0..100 {
+            h.push(f64::from(i), 10);
+        }
+        assert_eq!(h.len(), 10);
+    }
+}
