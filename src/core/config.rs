@@ -81,6 +81,10 @@ pub struct OscillationConfig {
     pub window: Duration,
     /// How long relaxation stays frozen after a flap.
     pub cooldown: Duration,
+    /// Each further flap while the previous one is remembered doubles the cooldown, up to
+    /// `2^max_doublings` times (0 = fixed cooldown); a pipeline that keeps flapping is
+    /// held longer, a calm one relaxes quickly.
+    pub max_doublings: u32,
 }
 
 /// Emergency: jump to the most reducing profile and lock relaxation out.
@@ -186,6 +190,7 @@ impl EngineConfig {
                 oscillation: OscillationConfig {
                     window: Duration::from_secs(600),
                     cooldown: Duration::from_secs(900),
+                    max_doublings: 3,
                 },
                 emergency: EmergencyConfig { hard_ratio: 1.5, lockout: Duration::from_secs(600) },
                 override_max_ttl: Duration::from_secs(24 * 3600),

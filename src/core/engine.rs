@@ -59,6 +59,10 @@ pub struct EngineState {
     pub lockout_until: Option<Timestamp>,
     /// No relaxation before this time (after a flap).
     pub relax_frozen_until: Option<Timestamp>,
+    /// Consecutive flaps remembered (the cooldown's doubling exponent).
+    pub flaps: u32,
+    /// Until when the flap streak is remembered.
+    pub flap_memory_until: Option<Timestamp>,
     /// Manual override, if any.
     pub pinned: Option<OverrideState>,
     /// The PID correction, integral included.
@@ -78,6 +82,11 @@ pub struct EngineState {
     /// Retention in force when an excursion started last tick, to judge whether it
     /// persisted whatever was decided meanwhile.
     pub excursion_retention: Option<f64>,
+    /// Tick count at the start of the previous excursion; recurring excursions are not
+    /// transient, whatever each one's length.
+    pub last_excursion_tick: Option<u64>,
+    /// Healthy ticks seen so far (the clock for `last_excursion_tick`).
+    pub healthy_ticks: u64,
     /// Retention measured per profile (EWMA of output/input while settled in it).
     pub measured_retention: Vec<Option<f64>>,
 }
@@ -106,6 +115,8 @@ impl Engine {
             history: VecDeque::new(),
             lockout_until: None,
             relax_frozen_until: None,
+            flaps: 0,
+            flap_memory_until: None,
             pinned: None,
             pid: PidCorrection::new(),
             last_eval_at: None,
@@ -115,6 +126,8 @@ impl Engine {
             demand: DemandHistory::default(),
             persistence: 1.0,
             excursion_retention: None,
+            last_excursion_tick: None,
+            healthy_ticks: 0,
             measured_retention: vec![None; cfg.profiles.len()],
         };
         Engine { cfg, state }
@@ -343,12 +356,20 @@ impl Engine {
             let x = if still { 1.0 } else { 0.0 };
             self.state.persistence += PERSISTENCE_ALPHA * (x - self.state.persistence);
         }
+        self.state.healthy_ticks += 1;
+        let mut recurring = false;
         if above && self.state.escalate_streak == 0 {
             self.state.excursion_retention = Some(self.retention(cur));
+            let t = self.state.healthy_ticks;
+            recurring = self
+                .state
+                .last_excursion_tick
+                .is_some_and(|last| t - last <= u64::from(pc.relax_window_ticks));
+            self.state.last_excursion_tick = Some(t);
         }
         self.state.escalate_streak =
             if above && room.can_escalate { self.state.escalate_streak + 1 } else { 0 };
-        let confirm = if self.state.persistence < pc.persistence_threshold {
+        let confirm = if self.state.persistence < pc.persistence_threshold && !recurring {
             pc.transient_confirm_ticks.max(h.escalate_ticks)
         } else {
             h.escalate_ticks
@@ -430,7 +451,13 @@ impl Engine {
             && last.to == from
             && now.saturating_since(last.at) < g.oscillation.window
         {
-            self.state.relax_frozen_until = Some(now.plus(g.oscillation.cooldown));
+            // Flaps remembered: those whose cooldown would still run at the current level.
+            let remembered = self.state.flap_memory_until.is_some_and(|t| now < t);
+            self.state.flaps = if remembered { (self.state.flaps + 1).min(g.oscillation.max_doublings) } else { 0 };
+            let cooldown = g.oscillation.cooldown * 2u32.pow(self.state.flaps);
+            self.state.relax_frozen_until = Some(now.plus(cooldown));
+            // Forget the streak after twice the cooldown passes without a flap.
+            self.state.flap_memory_until = Some(now.plus(cooldown * 2));
         }
         self.state.history.push_back(SwitchRecord { at: now, from, to });
         self.state.current = to;

@@ -1,1 +1,328 @@
-//! Policy files: YAML an SRE edits → validated engine configuration. (Being written.)
+//! Policy files: the YAML an SRE edits, turned into engine configuration.
+//!
+//! The path is parse → validate → [`ValidatedPolicy`], the only policy type the rest of
+//! the crate accepts (its only constructors validate). Like Vector's config loading, the
+//! schema is strict (`deny_unknown_fields`), and a bad file yields *every* problem at once,
+//! one line each: `FILE:LINE:COL: field.path: message with the allowed range`.
+//!
+//! - `schema`: the serde structs and their defaults.
+//! - `parse`: YAML → raw structs, serde errors → located problems, section by section.
+//! - `locate`: a yaml-rust2 walk mapping field paths to line/column.
+//! - `validate`: ranges and cross-field rules.
+//! - `error`: [`PolicyError`] and [`Problem`].
+//!
+//! Durations are written `30s`, `5m`, `1h30m` and kept as durations; the prediction
+//! windows become tick counts only in [`ValidatedPolicy::engine_config`], with the tick
+//! actually used (the daemon's or the simulation's), so one policy fits any tick.
+
+mod error;
+mod locate;
+mod parse;
+mod schema;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+pub use error::{PolicyError, Problem};
+
+use crate::core::config::{
+    BadInputConfig, EngineConfig, GuardsConfig, HysteresisConfig, PidConfig, PredictionConfig,
+    ProfileSpec,
+};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Largest policy file read; a policy is a few kilobytes, so anything bigger is the wrong
+/// file, and refusing it keeps a mistaken path from eating memory.
+const MAX_FILE_BYTES: u64 = 1024 * 1024;
+
+/// The Prometheus queries a policy runs, one per signal for all pipelines.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Signals {
+    /// PromQL for the series entering each pipeline (demand), grouped by `group_by`.
+    pub input: String,
+    /// PromQL for the series leaving each pipeline (what the budget limits).
+    pub output: String,
+    /// Label whose value names the pipeline in both results.
+    pub group_by: String,
+    /// A result whose newest sample is older than this is Stale, not Ok.
+    pub max_sample_age: Duration,
+}
+
+/// Demand prediction as written in the policy, in time; converted to ticks per engine.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PredictionSpec {
+    /// Input history used for the trend and the volatility (> 0).
+    pub window: Duration,
+    /// How far ahead the trend is extrapolated (may be zero: no extrapolation).
+    pub horizon: Duration,
+    /// Margin in standard deviations of tick-to-tick change, in [0, 10].
+    pub volatility_k: f64,
+    /// Input history whose maximum must fit before relaxing (> 0).
+    pub relax_window: Duration,
+    /// Share of past excursions that were still there one tick later, below which a new
+    /// excursion is presumed a transient spike, in [0, 1] (0 never presumes so).
+    pub persistence_threshold: f64,
+    /// Ticks a presumed-transient excursion must last before escalating (>= 1).
+    pub transient_confirm_ticks: u32,
+}
+
+/// A policy that passed validation; build one with [`ValidatedPolicy::from_file`] or
+/// [`ValidatedPolicy::from_str`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct ValidatedPolicy {
+    /// Where it came from (file path or the caller's origin name), for log lines.
+    origin: String,
+    /// Policy name, the controller's name in simulation reports.
+    name: String,
+    /// Free text from the file.
+    description: Option<String>,
+    /// PID setpoint as a fraction of the budget.
+    target_ratio: f64,
+    /// Default budget per pipeline, when the file sets one.
+    budget_series: Option<f64>,
+    /// Evaluation interval the policy was written for.
+    tick: Duration,
+    /// Ladder, least to most reducing; retention strictly decreasing.
+    profiles: Vec<ProfileSpec>,
+    /// Index into `profiles` of the profile assumed at start.
+    initial_profile: usize,
+    /// The queries.
+    signals: Signals,
+    /// PID gains and limits.
+    pid: PidConfig,
+    /// Ladder thresholds.
+    hysteresis: HysteresisConfig,
+    /// Prediction, still in time.
+    prediction: PredictionSpec,
+    /// Guards.
+    guards: GuardsConfig,
+    /// Consecutive bad ticks before the fallback may apply.
+    fallback_after_ticks: u32,
+    /// Index into `profiles` of the fallback profile, if any.
+    fallback_profile: Option<usize>,
+    /// Ticks after a switch before retention is measured again.
+    settle_ticks: u32,
+}
+
+impl ValidatedPolicy {
+    /// Reads and validates a policy file. Problems are reported against `path` as given.
+    pub fn from_file(path: &Path) -> Result<Self, PolicyError> {
+        let io = |source| PolicyError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let meta = std::fs::metadata(path).map_err(io)?;
+        if meta.is_dir() {
+            return Err(io(std::io::Error::new(
+                std::io::ErrorKind::IsADirectory,
+                "is a directory",
+            )));
+        }
+        if meta.len() > MAX_FILE_BYTES {
+            let origin = path.display().to_string();
+            return Err(PolicyError::Invalid {
+                path: path.to_path_buf(),
+                problems: vec![Problem {
+                    path: origin,
+                    line: None,
+                    col: None,
+                    field: String::new(),
+                    message: format!(
+                        "file is {} bytes; a policy is a few kilobytes (limit {MAX_FILE_BYTES}), is this the right file?",
+                        meta.len()
+                    ),
+                }],
+            });
+        }
+        let text = std::fs::read_to_string(path).map_err(io)?;
+        Self::from_str(&text, &path.display().to_string())
+    }
+
+    /// Validates policy text; `origin` names it in messages (a path, `<stdin>`, a test name).
+    pub fn from_str(text: &str, origin: &str) -> Result<Self, PolicyError> {
+        let positions = locate::Positions::of(text);
+        let mut rep = parse::Reporter {
+            origin,
+            positions: &positions,
+            problems: Vec::new(),
+        };
+        let policy =
+            parse::parse(text, &mut rep).and_then(|parsed| validate::validate(parsed, &mut rep));
+        match policy {
+            Some(p) if rep.problems.is_empty() => Ok(p),
+            _ => {
+                let mut problems = rep.problems;
+                if problems.is_empty() {
+                    // Unreachable by construction; never hand out an error without a reason.
+                    problems.push(Problem {
+                        path: origin.to_string(),
+                        line: None,
+                        col: None,
+                        field: String::new(),
+                        message: "policy rejected".to_string(),
+                    });
+                }
+                // File order, like a compiler; unlocated problems last.
+                problems.sort_by_key(|p| (p.line.is_none(), p.line, p.col));
+                Err(PolicyError::Invalid {
+                    path: PathBuf::from(origin),
+                    problems,
+                })
+            }
+        }
+    }
+
+    /// The origin given at load time (usually the file path).
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// Policy name (`[a-z0-9_-]`, at most 64 characters).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The file's free-text description, if any.
+    pub fn description(&self) -> Option<&str> {
+        self.description.as_deref()
+    }
+
+    /// The ladder, least to most reducing, retention strictly decreasing, at least two.
+    pub fn profiles(&self) -> &[ProfileSpec] {
+        &self.profiles
+    }
+
+    /// Index of the profile assumed at start.
+    pub fn initial_profile(&self) -> usize {
+        self.initial_profile
+    }
+
+    /// Default budget per pipeline, if the policy sets one (the caller may override).
+    pub fn budget_series(&self) -> Option<f64> {
+        self.budget_series
+    }
+
+    /// Evaluation interval the policy asks for.
+    pub fn tick(&self) -> Duration {
+        self.tick
+    }
+
+    /// The Prometheus queries.
+    pub fn signals(&self) -> &Signals {
+        &self.signals
+    }
+
+    /// Prediction settings, in time.
+    pub fn prediction(&self) -> &PredictionSpec {
+        &self.prediction
+    }
+
+    /// Longest TTL a manual override may request.
+    pub fn override_max_ttl(&self) -> Duration {
+        self.guards.override_max_ttl
+    }
+
+    /// Engine configuration for one pipeline with this policy's ladder. Prediction windows
+    /// become tick counts by `tick` (rounded up; at least 1 for the windows, the horizon
+    /// may be 0); everything else is copied.
+    pub fn engine_config(
+        &self,
+        pipeline: &str,
+        budget_series: f64,
+        tick: Duration,
+    ) -> EngineConfig {
+        self.build(
+            pipeline,
+            budget_series,
+            tick,
+            self.profiles.clone(),
+            self.initial_profile,
+            self.fallback_profile,
+        )
+    }
+
+    /// Like [`engine_config`](Self::engine_config) with another ladder (the simulator's
+    /// plant may define the retentions). The initial and fallback profiles are mapped by
+    /// name; an initial profile missing from `ladder` becomes 0, a fallback profile missing
+    /// from it becomes the most reducing one (no fallback stays no fallback). The ladder is
+    /// used as given: the caller vouches that it is ordered least to most reducing.
+    pub fn engine_config_with_ladder(
+        &self,
+        pipeline: &str,
+        budget_series: f64,
+        tick: Duration,
+        ladder: &[ProfileSpec],
+    ) -> EngineConfig {
+        let by_name = |i: usize| {
+            let name = &self.profiles.get(i)?.name;
+            ladder.iter().position(|p| &p.name == name)
+        };
+        let initial = by_name(self.initial_profile).unwrap_or(0);
+        let fallback = match self.fallback_profile {
+            Some(i) if !ladder.is_empty() => Some(by_name(i).unwrap_or(ladder.len() - 1)),
+            _ => None,
+        };
+        self.build(
+            pipeline,
+            budget_series,
+            tick,
+            ladder.to_vec(),
+            initial,
+            fallback,
+        )
+    }
+
+    fn build(
+        &self,
+        pipeline: &str,
+        budget_series: f64,
+        tick: Duration,
+        profiles: Vec<ProfileSpec>,
+        initial_profile: usize,
+        fallback_profile: Option<usize>,
+    ) -> EngineConfig {
+        let p = &self.prediction;
+        EngineConfig {
+            pipeline: pipeline.to_string(),
+            budget_series,
+            target_ratio: self.target_ratio,
+            profiles,
+            initial_profile,
+            tick,
+            pid: self.pid,
+            hysteresis: self.hysteresis,
+            prediction: PredictionConfig {
+                window_ticks: ticks(p.window, tick, 1),
+                horizon_ticks: ticks(p.horizon, tick, 0),
+                volatility_k: p.volatility_k,
+                relax_window_ticks: ticks(p.relax_window, tick, 1),
+                persistence_threshold: p.persistence_threshold,
+                transient_confirm_ticks: p.transient_confirm_ticks,
+            },
+            guards: self.guards,
+            bad_input: BadInputConfig {
+                max_sample_age: self.signals.max_sample_age,
+                fallback_after_ticks: self.fallback_after_ticks,
+                fallback_profile,
+            },
+            settle_ticks: self.settle_ticks,
+        }
+    }
+}
+
+/// `d` in ticks of length `tick`, rounded up, at least `min`, saturating.
+fn ticks(d: Duration, tick: Duration, min: u32) -> u32 {
+    let n = d.as_nanos().div_ceil(tick.as_nanos().max(1));
+    u32::try_from(n).unwrap_or(u32::MAX).max(min)
+}
+
+/// Validates each file independently, for `phoenix policy check`; results keep the
+/// order of `paths`.
+pub fn check_files(paths: &[PathBuf]) -> Vec<(PathBuf, Result<ValidatedPolicy, PolicyError>)> {
+    paths
+        .iter()
+        .map(|p| (p.clone(), ValidatedPolicy::from_file(p)))
+        .collect()
+}

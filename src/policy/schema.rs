@@ -1,0 +1,468 @@
+//! The policy file's shape: strict serde structs mirroring the YAML an SRE writes.
+//!
+//! These are *raw* values: they parsed, but nothing about ranges or cross-field rules has
+//! been checked yet. `validate` turns a `RawPolicy` into a `ValidatedPolicy`. Every struct
+//! denies unknown fields (a typo is an error, not a silently ignored knob), and every field
+//! except `name` and `profiles` has a default, so a minimal policy is a few lines. The
+//! defaults here are the ones documented in `docs/policy.md` and spelled out in
+//! `policies/default.yaml`; keep the three in step.
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
+use std::fmt;
+use std::time::Duration;
+
+/// A duration written the humantime way (`30s`, `5m`, `1h30m`); never a bare number,
+/// because `tick: 15` could mean seconds or milliseconds and the SRE should say which.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Dur(pub Duration);
+
+impl Dur {
+    const fn secs(s: u64) -> Self {
+        Dur(Duration::from_secs(s))
+    }
+}
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(DurVisitor)
+    }
+}
+
+/// Accepts strings only, and explains the expected form for everything else.
+struct DurVisitor;
+
+const DUR_HINT: &str = "write a duration with a unit, e.g. 30s, 5m or 1h30m";
+
+impl Visitor<'_> for DurVisitor {
+    type Value = Dur;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a duration such as 30s, 5m or 1h30m")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Dur, E> {
+        let t = v.trim();
+        if t.starts_with('-') {
+            return Err(E::custom(format!(
+                "invalid duration `{v}`: durations cannot be negative"
+            )));
+        }
+        humantime::parse_duration(t)
+            .map(Dur)
+            .map_err(|e| E::custom(format!("invalid duration `{v}`: {e}; {DUR_HINT}")))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Dur, E> {
+        Err(E::custom(format!(
+            "invalid duration `{v}`: missing unit; {DUR_HINT}"
+        )))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Dur, E> {
+        Err(E::custom(format!(
+            "invalid duration `{v}`: missing unit; {DUR_HINT}"
+        )))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Dur, E> {
+        Err(E::custom(format!(
+            "invalid duration `{v}`: missing unit; {DUR_HINT}"
+        )))
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Dur, E> {
+        Err(E::custom(format!("invalid duration `{v}`: {DUR_HINT}")))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Dur, E> {
+        Err(E::custom(format!("missing duration value; {DUR_HINT}")))
+    }
+}
+
+/// The whole policy file. `name` and `profiles` are required; the rest default.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a policy mapping (name, profiles, ...)"
+)]
+pub(crate) struct RawPolicy {
+    /// Policy name; the controller's name in simulation reports.
+    pub name: String,
+    /// Free text for humans.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// PID setpoint as a fraction of the budget.
+    #[serde(default = "defaults::target_ratio")]
+    pub target_ratio: f64,
+    /// Default per-pipeline budget; the daemon or simulation may override it.
+    #[serde(default)]
+    pub budget_series: Option<f64>,
+    /// Evaluation interval.
+    #[serde(default = "defaults::tick")]
+    pub tick: Dur,
+    /// The ladder, least to most reducing.
+    pub profiles: Vec<RawProfile>,
+    /// Profile assumed in force at start; the first profile when absent.
+    #[serde(default)]
+    pub initial_profile: Option<String>,
+    /// PromQL for demand and output.
+    #[serde(default)]
+    pub signals: RawSignals,
+    /// PID gains and limits.
+    #[serde(default)]
+    pub pid: RawPid,
+    /// Ladder thresholds.
+    #[serde(default)]
+    pub hysteresis: RawHysteresis,
+    /// Demand prediction, in time (converted to ticks later).
+    #[serde(default)]
+    pub prediction: RawPrediction,
+    /// Guards on switching.
+    #[serde(default)]
+    pub guards: RawGuards,
+    /// What to do when the signals are bad.
+    #[serde(default)]
+    pub bad_input: RawBadInput,
+    /// Ticks after a switch before retention is measured again.
+    #[serde(default = "defaults::settle_ticks")]
+    pub settle_ticks: u32,
+}
+
+/// Top-level keys, in file order of `default.yaml`; used to report unknown keys and to
+/// deserialize sections one by one when the whole file does not parse.
+pub(crate) const TOP_LEVEL_KEYS: &[&str] = &[
+    "name",
+    "description",
+    "target_ratio",
+    "budget_series",
+    "tick",
+    "profiles",
+    "initial_profile",
+    "signals",
+    "pid",
+    "hysteresis",
+    "prediction",
+    "guards",
+    "bad_input",
+    "settle_ticks",
+];
+
+/// One rung of the ladder.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a profile mapping such as `{ name: balanced, retention: 0.6 }`"
+)]
+pub(crate) struct RawProfile {
+    /// Profile name, as the actuator and metrics know it.
+    pub name: String,
+    /// Expected fraction of series kept.
+    pub retention: f64,
+}
+
+/// The Prometheus side: one query per signal for all pipelines.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(
+    default,
+    deny_unknown_fields,
+    expecting = "a mapping with input, output, group_by, max_sample_age"
+)]
+pub(crate) struct RawSignals {
+    /// Series entering each pipeline (demand).
+    pub input: String,
+    /// Series leaving each pipeline (what the budget is about).
+    pub output: String,
+    /// Label whose value names the pipeline in both results.
+    pub group_by: String,
+    /// A newer sample than this is required, else the signal is Stale.
+    pub max_sample_age: Dur,
+}
+
+/// Default demand query: data points entering the reduction processor per minute. With
+/// series reported once a minute this equals the number of active series.
+pub(crate) const DEFAULT_INPUT_QUERY: &str = "sum by (pipeline) (rate(otelcol_processor_incoming_items{otel_signal=\"metrics\", processor=\"filter/phoenix\"}[1m])) * 60";
+/// Default output query, the same processor's outgoing side.
+pub(crate) const DEFAULT_OUTPUT_QUERY: &str = "sum by (pipeline) (rate(otelcol_processor_outgoing_items{otel_signal=\"metrics\", processor=\"filter/phoenix\"}[1m])) * 60";
+
+impl Default for RawSignals {
+    fn default() -> Self {
+        RawSignals {
+            input: DEFAULT_INPUT_QUERY.to_string(),
+            output: DEFAULT_OUTPUT_QUERY.to_string(),
+            group_by: "pipeline".to_string(),
+            max_sample_age: Dur::secs(60),
+        }
+    }
+}
+
+/// PID gains (per second) and limits (budget fractions).
+#[derive(Clone, Copy, Debug, PartialEq, Deserialize)]
+#[serde(
+    default,
+    deny_unknown_fields,
+    expecting = "a mapping with kp, ki, kd, i_limit, output_limit"
+)]
+pub(crate) struct RawPid {
+    /// Proportional gain.
+    pub kp: f64,
+    /// Integral gain per second.
+    pub ki: f64,
+    /// Derivative gain, seconds.
+    pub kd: f64,
+    /// Anti-windup bound on the integral term.
+    pub i_limit: f64,
+    /// Bound on the whole correction.
+    pub output_limit: f64,
+}
+
+impl Default for RawPid {
+    fn default() -> Self {
+        RawPid {
+            kp: 0.0,
+            ki: 0.001,
+            kd: 0.0,
+            i_limit: 0.05,
+            output_limit: 0.1,
+        }
+    }
+}
+
+/// Escalate/relax thresholds in budget fractions, and how long each must hold.
+#[derive(Clone, Copy, Debug, PartialEq, Deserialize)]
+#[serde(
+    default,
+    deny_unknown_fields,
+    expecting = "a mapping with escalate_above, relax_below, escalate_ticks, relax_ticks"
+)]
+pub(crate) struct RawHysteresis {
+    /// Escalate when pressure is above this.
+    pub escalate_above: f64,
+    /// Relax when the less-reducing profile's pressure would be below this.
+    pub relax_below: f64,
+    /// Consecutive ticks the escalate condition must hold.
+    pub escalate_ticks: u32,
+    /// Consecutive ticks the relax condition must hold.
+    pub relax_ticks: u32,
+}
+
+impl Default for RawHysteresis {
+    fn default() -> Self {
+        RawHysteresis {
+            escalate_above: 0.97,
+            relax_below: 0.9,
+            escalate_ticks: 1,
+            relax_ticks: 1,
+        }
+    }
+}
+
+/// Demand prediction, written in time so a policy survives a change of tick.
+#[derive(Clone, Copy, Debug, PartialEq, Deserialize)]
+#[serde(
+    default,
+    deny_unknown_fields,
+    expecting = "a mapping with window, horizon, volatility_k, relax_window, persistence_threshold, transient_confirm_ticks"
+)]
+pub(crate) struct RawPrediction {
+    /// History used for the trend and volatility.
+    pub window: Dur,
+    /// How far ahead to extrapolate.
+    pub horizon: Dur,
+    /// Volatility margin in standard deviations.
+    pub volatility_k: f64,
+    /// History whose maximum must fit before relaxing.
+    pub relax_window: Dur,
+    /// Share of excursions that persisted below which spikes are presumed transient.
+    pub persistence_threshold: f64,
+    /// Ticks a presumed-transient excursion must last before escalating.
+    pub transient_confirm_ticks: u32,
+}
+
+impl Default for RawPrediction {
+    fn default() -> Self {
+        RawPrediction {
+            window: Dur::secs(120),
+            horizon: Dur::secs(15),
+            volatility_k: 1.0,
+            relax_window: Dur::secs(120),
+            persistence_threshold: 0.5,
+            transient_confirm_ticks: 2,
+        }
+    }
+}
+
+/// All guards.
+#[derive(Clone, Copy, Debug, PartialEq, Deserialize, Default)]
+#[serde(
+    default,
+    deny_unknown_fields,
+    expecting = "a mapping with min_dwell, switch_budget, oscillation, emergency, override"
+)]
+pub(crate) struct RawGuards {
+    /// Minimum time between switches, per direction.
+    pub min_dwell: RawMinDwell,
+    /// At most N switches per window.
+    pub switch_budget: RawSwitchBudget,
+    /// Flap detection.
+    pub oscillation: RawOscillation,
+    /// Hard limit and lockout.
+    pub emergency: RawEmergency,
+    /// Manual override limits.
+    #[serde(rename = "override")]
+    pub override_: RawOverride,
+}
+
+/// Asymmetric dwell: escalate fast, relax slowly.
+#[derive(Clone, Copy, Debug, PartialEq, Deserialize)]
+#[serde(
+    default,
+    deny_unknown_fields,
+    expecting = "a mapping with escalate, relax"
+)]
+pub(crate) struct RawMinDwell {
+    /// Time since the last switch before escalating.
+    pub escalate: Dur,
+    /// Time since the last switch before relaxing.
+    pub relax: Dur,
+}
+
+impl Default for RawMinDwell {
+    fn default() -> Self {
+        RawMinDwell {
+            escalate: Dur::secs(15),
+            relax: Dur::secs(120),
+        }
+    }
+}
+
+/// Sliding-window switch cap.
+#[derive(Clone, Copy, Debug, PartialEq, Deserialize)]
+#[serde(
+    default,
+    deny_unknown_fields,
+    expecting = "a mapping with max_switches, window"
+)]
+pub(crate) struct RawSwitchBudget {
+    /// Switches allowed per window.
+    pub max_switches: u32,
+    /// Window length.
+    pub window: Dur,
+}
+
+impl Default for RawSwitchBudget {
+    fn default() -> Self {
+        RawSwitchBudget {
+            max_switches: 6,
+            window: Dur::secs(3600),
+        }
+    }
+}
+
+/// A→B→A inside `window` freezes relaxation for `cooldown`.
+#[derive(Clone, Copy, Debug, PartialEq, Deserialize)]
+#[serde(
+    default,
+    deny_unknown_fields,
+    expecting = "a mapping with window, cooldown, max_doublings"
+)]
+pub(crate) struct RawOscillation {
+    /// Flap window.
+    pub window: Dur,
+    /// Relaxation freeze after a flap.
+    pub cooldown: Dur,
+    /// Repeated flaps double the cooldown, at most this many times.
+    pub max_doublings: u32,
+}
+
+impl Default for RawOscillation {
+    fn default() -> Self {
+        RawOscillation {
+            window: Dur::secs(600),
+            cooldown: Dur::secs(900),
+            max_doublings: 3,
+        }
+    }
+}
+
+/// Emergency threshold and lockout.
+#[derive(Clone, Copy, Debug, PartialEq, Deserialize)]
+#[serde(
+    default,
+    deny_unknown_fields,
+    expecting = "a mapping with hard_ratio, lockout"
+)]
+pub(crate) struct RawEmergency {
+    /// Output above this × budget jumps to the most reducing profile.
+    pub hard_ratio: f64,
+    /// No relaxation for this long afterwards.
+    pub lockout: Dur,
+}
+
+impl Default for RawEmergency {
+    fn default() -> Self {
+        RawEmergency {
+            hard_ratio: 1.5,
+            lockout: Dur::secs(600),
+        }
+    }
+}
+
+/// Manual override limits.
+#[derive(Clone, Copy, Debug, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields, expecting = "a mapping with max_ttl")]
+pub(crate) struct RawOverride {
+    /// Longest TTL an override may ask for.
+    pub max_ttl: Dur,
+}
+
+impl Default for RawOverride {
+    fn default() -> Self {
+        RawOverride {
+            max_ttl: Dur::secs(24 * 3600),
+        }
+    }
+}
+
+/// Bad-input handling.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(
+    default,
+    deny_unknown_fields,
+    expecting = "a mapping with fallback_after_ticks, fallback_profile"
+)]
+pub(crate) struct RawBadInput {
+    /// Consecutive bad ticks before the fallback profile may apply.
+    pub fallback_after_ticks: u32,
+    /// Profile to fall back to (only if more protective); none means hold.
+    pub fallback_profile: Option<String>,
+}
+
+impl Default for RawBadInput {
+    fn default() -> Self {
+        RawBadInput {
+            fallback_after_ticks: 4,
+            fallback_profile: None,
+        }
+    }
+}
+
+/// Serde default functions for top-level scalars.
+pub(crate) mod defaults {
+    use super::Dur;
+
+    /// Default PID setpoint.
+    pub fn target_ratio() -> f64 {
+        0.9
+    }
+
+    /// Default evaluation interval.
+    pub fn tick() -> Dur {
+        Dur::secs(15)
+    }
+
+    /// Default settle time after a switch.
+    pub fn settle_ticks() -> u32 {
+        2
+    }
+}

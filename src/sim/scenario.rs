@@ -1,0 +1,684 @@
+//! Scenario files (`simulations/*.yaml`): which demand to replay (a recorded trace or a
+//! synthetic shape), how the collector reacts to each profile (the plant), the budget, and
+//! which policies and baselines to compare.
+//!
+//! Loading is strict like the policy files: unknown fields are errors, ranges are checked
+//! on the fields themselves so a mistake is reported at its `file:line:column`, and
+//! cross-field problems (both `trace` and `synthetic`, a missing file) are reported all at
+//! once, each naming its field. Paths inside a scenario are relative to its folder.
+
+use crate::core::Timestamp;
+use crate::core::config::ProfileSpec;
+use crate::sim::runner::Plant;
+use crate::sim::synth::{SynthSpec, deserialize_map_checked, generate};
+use crate::sim::trace::{Trace, TraceError, read_trace};
+use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Start of every synthetic trace (2024-01-01T00:00:00Z), fixed so runs are reproducible.
+pub const SYNTHETIC_START: Timestamp = Timestamp::from_secs(1_704_067_200);
+
+/// Longest reload delay a scenario may model, in ticks.
+pub const MAX_DELAY_TICKS: u32 = 100;
+
+/// A loaded and checked scenario; paths are resolved against the scenario's folder.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scenario {
+    /// The scenario file, for reports and messages.
+    pub path: PathBuf,
+    /// Short name; it names the output files, so it is limited to `[A-Za-z0-9._-]`.
+    pub name: String,
+    /// What the scenario exercises, for the report.
+    pub description: String,
+    /// Where the demand comes from.
+    pub source: TraceSource,
+    /// Optional mapping of the demand's min/max onto multiples of the budget, so a trace
+    /// recorded at any scale challenges this budget.
+    pub rescale: Option<Rescale>,
+    /// Virtual time between ticks (and between synthetic rows).
+    pub tick: Duration,
+    /// Series budget of the simulated pipeline.
+    pub budget_series: f64,
+    /// The simulated collector: each profile's true retention (which may differ from what
+    /// the policy expects; the engine measures it online), reload delay and output noise.
+    pub plant: Plant,
+    /// Policy files to run, resolved.
+    pub policies: Vec<PathBuf>,
+    /// Whether to run the built-in threshold, HPA-style and oracle controllers too.
+    pub baselines: bool,
+}
+
+/// The demand of a scenario.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TraceSource {
+    /// A CSV or Prometheus JSON file (resolved path).
+    File(PathBuf),
+    /// A generated shape.
+    Synthetic(SynthSpec),
+}
+
+/// Demand min and max after rescaling, as multiples of the budget (0.4 = 40 % of budget).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Rescale {
+    /// Multiple of the budget the trace's minimum maps to.
+    pub min: f64,
+    /// Multiple of the budget the trace's maximum maps to.
+    pub max: f64,
+}
+
+/// Why a scenario could not be loaded. Each message is one line naming the file, and the
+/// line and column or the field.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    /// The scenario file could not be read.
+    #[error("cannot read {path}: {message} (check the path)")]
+    Read {
+        /// Scenario path.
+        path: String,
+        /// The operating system's reason.
+        message: String,
+    },
+    /// YAML syntax, an unknown or missing field, a wrong type or a value out of range.
+    #[error("{path}:{line}:{column}: {message}")]
+    Parse {
+        /// Scenario path.
+        path: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What is wrong, starting with the field path.
+        message: String,
+    },
+    /// Problems between fields, or files that do not exist, all at once.
+    #[error("{path}: {}", .problems.join("; "))]
+    Invalid {
+        /// Scenario path.
+        path: String,
+        /// Each `field: what is wrong (what to do)`.
+        problems: Vec<String>,
+    },
+    /// The scenario is fine but its trace file is not.
+    #[error(transparent)]
+    Trace(#[from] TraceError),
+}
+
+impl Scenario {
+    /// Reads, parses and checks a scenario file.
+    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ScenarioError::Read {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        Scenario::parse(&text, path)
+    }
+
+    /// Parses and checks scenario text as if read from `path` (which locates relative
+    /// paths and names the file in errors).
+    pub fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> {
+        let shown = path.display().to_string();
+        let file: ScenarioFile = serde_yaml_ng::from_str(text).map_err(|e| {
+            let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
+            ScenarioError::Parse {
+                path: shown.clone(),
+                line,
+                column,
+                message: strip_location(&e.to_string()),
+            }
+        })?;
+
+        let dir = path.parent().unwrap_or(Path::new(""));
+        let mut problems = Vec::new();
+        if file.name.is_empty()
+            || !file
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        {
+            problems.push(format!(
+                "name: {:?} is not a valid name (use letters, digits, '.', '_' and '-'; it names the output files)",
+                file.name
+            ));
+        }
+        let source = match (file.trace, file.synthetic) {
+            (Some(t), None) => {
+                let resolved = dir.join(&t.file);
+                if !resolved.is_file() {
+                    problems.push(format!(
+                        "trace.file: {} not found (paths are relative to the scenario's folder)",
+                        resolved.display()
+                    ));
+                }
+                Some(TraceSource::File(resolved))
+            }
+            (None, Some(s)) => Some(TraceSource::Synthetic(s)),
+            (Some(_), Some(_)) => {
+                problems.push("trace, synthetic: both are set (keep exactly one)".into());
+                None
+            }
+            (None, None) => {
+                problems.push("trace, synthetic: neither is set (add `trace: { file: ... }` or `synthetic: { kind: ... }`)".into());
+                None
+            }
+        };
+        let policies: Vec<PathBuf> = file.policies.iter().map(|p| dir.join(p)).collect();
+        for (i, p) in policies.iter().enumerate() {
+            if !p.is_file() {
+                problems.push(format!(
+                    "policies[{i}]: {} not found (paths are relative to the scenario's folder)",
+                    p.display()
+                ));
+            }
+        }
+        if policies.is_empty() && !file.baselines {
+            problems.push("policies: empty while baselines is false (nothing to simulate; list a policy or set baselines: true)".into());
+        }
+
+        match source {
+            Some(source) if problems.is_empty() => Ok(Scenario {
+                path: path.to_path_buf(),
+                name: file.name,
+                description: file.description,
+                source,
+                rescale: file.rescale,
+                tick: file.tick,
+                budget_series: file.budget_series,
+                plant: Plant {
+                    ladder: file.plant.retention.0,
+                    delay_ticks: file.plant.delay_ticks,
+                    noise: file.plant.noise,
+                    seed: file.plant.seed,
+                },
+                policies,
+                baselines: file.baselines,
+            }),
+            _ => Err(ScenarioError::Invalid {
+                path: shown,
+                problems,
+            }),
+        }
+    }
+
+    /// The demand trace: the file read or the shape generated (from `SYNTHETIC_START`, one
+    /// row per `tick`), then rescaled onto the budget if `rescale` is set.
+    pub fn trace(&self) -> Result<Trace, ScenarioError> {
+        let mut trace = match &self.source {
+            TraceSource::File(path) => read_trace(path)?,
+            TraceSource::Synthetic(spec) => generate(spec, self.tick, SYNTHETIC_START),
+        };
+        if let Some(r) = self.rescale {
+            trace.rescale(r.min * self.budget_series, r.max * self.budget_series);
+        }
+        Ok(trace)
+    }
+}
+
+/// The file as written; ranges are checked while deserializing so errors carry locations.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScenarioFile {
+    name: String,
+    #[serde(default)]
+    description: String,
+    trace: Option<TraceFile>,
+    synthetic: Option<SynthSpec>,
+    rescale: Option<Rescale>,
+    #[serde(deserialize_with = "de_tick")]
+    tick: Duration,
+    #[serde(deserialize_with = "de_budget")]
+    budget_series: f64,
+    plant: PlantFile,
+    #[serde(default)]
+    policies: Vec<PathBuf>,
+    #[serde(default = "yes")]
+    baselines: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TraceFile {
+    file: PathBuf,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlantFile {
+    retention: Ladder,
+    #[serde(default = "one", deserialize_with = "de_delay")]
+    delay_ticks: u32,
+    #[serde(default, deserialize_with = "de_noise")]
+    noise: f64,
+    #[serde(default)]
+    seed: u64,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// A number checked against a range while it is read, so the error points at the value.
+#[derive(Clone, Copy)]
+struct Ranged {
+    expected: &'static str,
+    ok: fn(f64) -> bool,
+}
+
+impl<'de> Visitor<'de> for Ranged {
+    type Value = f64;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "{}", self.expected)
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<f64, E> {
+        if (self.ok)(v) {
+            Ok(v)
+        } else {
+            Err(E::custom(format!(
+                "{v} is out of range (expected {})",
+                self.expected
+            )))
+        }
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<f64, E> {
+        self.visit_f64(v as f64)
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<f64, E> {
+        self.visit_f64(v as f64)
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Ranged {
+    type Value = f64;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<f64, D::Error> {
+        d.deserialize_f64(self)
+    }
+}
+
+fn de_budget<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ranged {
+        expected: "a number of series > 0, like 100000",
+        ok: |v| v.is_finite() && v > 0.0,
+    }
+    .deserialize(d)
+}
+
+fn de_noise<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ranged {
+        expected: "a relative std from 0 to 1, like 0.02",
+        ok: |v| (0.0..=1.0).contains(&v),
+    }
+    .deserialize(d)
+}
+
+fn de_delay<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let v = Ranged {
+        expected: "a whole number of ticks from 1 to 100: a decision at tick t is in force from t + delay_ticks",
+        ok: |v| v.fract() == 0.0 && (1.0..=f64::from(MAX_DELAY_TICKS)).contains(&v),
+    }
+    .deserialize(d)?;
+    Ok(v as u32)
+}
+
+fn de_tick<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    struct Tick;
+    impl Visitor<'_> for Tick {
+        type Value = Duration;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a duration like `15s`")
+        }
+        fn visit_str<E: de::Error>(self, s: &str) -> Result<Duration, E> {
+            match humantime::parse_duration(s) {
+                Ok(d) if d >= Duration::from_millis(1) && d <= Duration::from_secs(86_400) => Ok(d),
+                Ok(_) => Err(E::custom(format!(
+                    "{s:?} is out of range (expected 1ms to 24h, like `15s`)"
+                ))),
+                Err(e) => Err(E::custom(format!(
+                    "{s:?} is not a duration: {e} (write it like `15s` or `1m`)"
+                ))),
+            }
+        }
+    }
+    d.deserialize_str(Tick)
+}
+
+impl<'de> Deserialize<'de> for Rescale {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Raw {
+            #[serde(deserialize_with = "de_multiple")]
+            min: f64,
+            #[serde(deserialize_with = "de_multiple")]
+            max: f64,
+        }
+        fn de_multiple<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+            Ranged {
+                expected: "a multiple of the budget from 0 to 1000, like 1.5",
+                ok: |v| (0.0..=1000.0).contains(&v),
+            }
+            .deserialize(d)
+        }
+        deserialize_map_checked(
+            d,
+            "`{ min: 0.4, max: 2.2 }` (multiples of the budget)",
+            |r: Raw| {
+                if r.min <= r.max {
+                    Ok(Rescale {
+                        min: r.min,
+                        max: r.max,
+                    })
+                } else {
+                    Err(format!(
+                        "min ({}) is above max ({}) (min maps the trace's lowest value, max its highest)",
+                        r.min, r.max
+                    ))
+                }
+            },
+        )
+    }
+}
+
+/// The retention ladder as an ordered YAML mapping `{ name: retention, ... }`, least to
+/// most reducing; a custom visitor keeps the document's order and checks each rung.
+struct Ladder(Vec<ProfileSpec>);
+
+impl<'de> Deserialize<'de> for Ladder {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Ladder;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("profiles and what they keep, like `{ conservative: 0.9, balanced: 0.6, aggressive: 0.35 }`")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Ladder, A::Error> {
+                let fraction = Ranged {
+                    expected: "a fraction of series kept, in (0, 1]",
+                    ok: |v| v > 0.0 && v <= 1.0,
+                };
+                let mut profiles: Vec<ProfileSpec> = Vec::new();
+                while let Some(name) = map.next_key::<String>()? {
+                    let retention = map.next_value_seed(fraction)?;
+                    if let Some(prev) = profiles.iter().find(|p| p.name == name) {
+                        return Err(de::Error::custom(format!(
+                            "profile {:?} appears twice",
+                            prev.name
+                        )));
+                    }
+                    if let Some(prev) = profiles.last().filter(|p| retention >= p.retention) {
+                        return Err(de::Error::custom(format!(
+                            "{name}: {retention} must be below {}'s {} (list profiles from least to most reducing)",
+                            prev.name, prev.retention
+                        )));
+                    }
+                    profiles.push(ProfileSpec { name, retention });
+                }
+                if profiles.is_empty() {
+                    return Err(de::Error::custom(
+                        "no profiles (list at least one, like `{ conservative: 0.9 }`)",
+                    ));
+                }
+                Ok(Ladder(profiles))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// serde_yaml_ng appends ` at line L column C`; the error already carries them as fields.
+fn strip_location(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_string(),
+        None => message.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::synth::Synth;
+
+    /// A folder with `policies/default.yaml` and `simulations/` as in the repository.
+    fn sandbox() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("policies")).unwrap();
+        std::fs::create_dir_all(dir.path().join("simulations/traces")).unwrap();
+        std::fs::write(dir.path().join("policies/default.yaml"), "# stand-in\n").unwrap();
+        dir
+    }
+
+    fn parse_in(dir: &Path, text: &str) -> Result<Scenario, ScenarioError> {
+        Scenario::parse(text, &dir.join("simulations/s.yaml"))
+    }
+
+    const GOOD: &str = "\
+name: flash-crowd
+description: label explosion
+synthetic: { kind: explosion, base: 60000, at_tick: 200, factor: 10, over_ticks: 80, ticks: 960, seed: 7, noise: 0.02 }
+rescale: { min: 0.4, max: 2.2 }
+tick: 15s
+budget_series: 100000
+plant:
+  retention: { conservative: 0.9, balanced: 0.6, aggressive: 0.35 }
+  delay_ticks: 1
+  seed: 1
+policies: [../policies/default.yaml]
+";
+
+    #[test]
+    fn loads_a_synthetic_scenario_with_defaults() {
+        let dir = sandbox();
+        let s = parse_in(dir.path(), GOOD).unwrap();
+        assert_eq!(s.name, "flash-crowd");
+        assert_eq!(s.tick, Duration::from_secs(15));
+        assert_eq!(s.budget_series, 100_000.0);
+        let names: Vec<&str> = s.plant.ladder.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["conservative", "balanced", "aggressive"]);
+        assert_eq!(
+            (s.plant.delay_ticks, s.plant.noise, s.plant.seed),
+            (1, 0.0, 1)
+        );
+        assert!(s.baselines);
+        assert_eq!(
+            s.policies,
+            vec![dir.path().join("simulations/../policies/default.yaml")]
+        );
+        let TraceSource::Synthetic(spec) = &s.source else {
+            panic!("not synthetic")
+        };
+        assert!(matches!(spec.shape, Synth::Explosion { factor: 10.0, .. }));
+
+        let trace = s.trace().unwrap();
+        assert_eq!(trace.len(), 960);
+        assert_eq!(trace.timestamps[0], SYNTHETIC_START);
+        let min = trace.demand().iter().cloned().fold(f64::INFINITY, f64::min);
+        let max = trace
+            .demand()
+            .iter()
+            .cloned()
+            .fold(f64::NEG_INFINITY, f64::max);
+        assert!(
+            (min - 40_000.0).abs() < 1e-6 && (max - 220_000.0).abs() < 1e-6,
+            "{min} {max}"
+        );
+    }
+
+    #[test]
+    fn loads_a_file_scenario_relative_to_its_folder() {
+        let dir = sandbox();
+        std::fs::write(
+            dir.path().join("simulations/traces/t.csv"),
+            "timestamp,value\n1,10\n2,20\n",
+        )
+        .unwrap();
+        let text = GOOD.replace(
+            "synthetic: { kind: explosion, base: 60000, at_tick: 200, factor: 10, over_ticks: 80, ticks: 960, seed: 7, noise: 0.02 }",
+            "trace: { file: traces/t.csv }",
+        );
+        let path = dir.path().join("simulations/s.yaml");
+        std::fs::write(&path, text).unwrap();
+        let s = Scenario::load(&path).unwrap();
+        assert_eq!(
+            s.source,
+            TraceSource::File(dir.path().join("simulations/traces/t.csv"))
+        );
+        let demand = s.trace().unwrap().demand().to_vec();
+        assert!(
+            (demand[0] - 40_000.0).abs() < 1e-6 && (demand[1] - 220_000.0).abs() < 1e-6,
+            "{demand:?}"
+        );
+    }
+
+    fn parse_error(text: &str) -> String {
+        let dir = sandbox();
+        let e = parse_in(dir.path(), text).unwrap_err();
+        let shown = dir.path().join("simulations/s.yaml").display().to_string();
+        let msg = e.to_string();
+        assert!(!msg.contains('\n'), "{msg}");
+        msg.replace(&shown, "s.yaml")
+    }
+
+    #[test]
+    fn unknown_field_is_reported_at_file_line_col() {
+        let e = parse_error(&GOOD.replace("  delay_ticks: 1\n", "  delay_tick: 1\n"));
+        assert!(
+            e.starts_with("s.yaml:9:3: plant: unknown field `delay_tick`, expected one of"),
+            "{e}"
+        );
+        let e = parse_error(&format!("{GOOD}colour: blue\n"));
+        assert!(e.starts_with("s.yaml:12:1: unknown field `colour`"), "{e}");
+    }
+
+    #[test]
+    fn ranges_are_reported_at_the_value() {
+        let e = parse_error(&GOOD.replace("budget_series: 100000", "budget_series: 0"));
+        assert!(
+            e.starts_with(
+                "s.yaml:6:16: budget_series: 0 is out of range (expected a number of series > 0"
+            ),
+            "{e}"
+        );
+        let e = parse_error(&GOOD.replace("delay_ticks: 1", "delay_ticks: 101"));
+        assert!(
+            e.starts_with("s.yaml:9:16: plant.delay_ticks: 101 is out of range"),
+            "{e}"
+        );
+        let e = parse_error(&GOOD.replace("delay_ticks: 1", "delay_ticks: 0"));
+        assert!(e.contains("plant.delay_ticks: 0 is out of range (expected a whole number of ticks from 1 to 100"), "{e}");
+        let e = parse_error(&GOOD.replace("aggressive: 0.35", "balanced: 0.35"));
+        assert!(
+            e.contains("profile \"balanced\" appears twice") || e.contains("duplicate"),
+            "{e}"
+        );
+        let e = parse_error(&GOOD.replace("tick: 15s", "tick: 15 parsecs"));
+        assert!(
+            e.starts_with("s.yaml:5:7: tick: \"15 parsecs\" is not a duration"),
+            "{e}"
+        );
+        let e = parse_error(&GOOD.replace("tick: 15s", "tick: 0s"));
+        assert!(e.contains("tick: \"0s\" is out of range"), "{e}");
+        let e = parse_error(&GOOD.replace("balanced: 0.6", "balanced: 1.2"));
+        assert!(e.starts_with("s.yaml:8:"), "{e}");
+        assert!(
+            e.contains("plant.retention.balanced: 1.2 is out of range"),
+            "{e}"
+        );
+        let e = parse_error(&GOOD.replace("balanced: 0.6", "balanced: 0.95"));
+        assert!(
+            e.contains("balanced: 0.95 must be below conservative's 0.9"),
+            "{e}"
+        );
+        let e = parse_error(&GOOD.replace("{ min: 0.4, max: 2.2 }", "{ min: 3, max: 2.2 }"));
+        assert!(
+            e.starts_with("s.yaml:4:10: rescale: min (3) is above max (2.2)"),
+            "{e}"
+        );
+        let e = parse_error(&GOOD.replace("factor: 10", "factor: -1"));
+        assert!(
+            e.starts_with("s.yaml:3:12: synthetic: kind explosion: factor: -1 is out of range"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn cross_field_problems_are_all_reported() {
+        let text = GOOD
+            .replace("name: flash-crowd", "name: flash crowd")
+            .replace(
+                "policies: [../policies/default.yaml]",
+                "policies: [../policies/nope.yaml]",
+            )
+            .replace("rescale:", "trace: { file: traces/missing.csv }\nrescale:");
+        let e = parse_error(&text);
+        assert!(
+            e.starts_with("s.yaml: name: \"flash crowd\" is not a valid name"),
+            "{e}"
+        );
+        assert!(e.contains("trace, synthetic: both are set"), "{e}");
+        assert!(
+            e.contains("policies[0]: ") && e.contains("nope.yaml not found"),
+            "{e}"
+        );
+        let e = parse_error(&GOOD.replace("synthetic:", "synthetix:"));
+        assert!(e.contains("unknown field `synthetix`"), "{e}");
+        let no_source: String = GOOD
+            .lines()
+            .filter(|l| !l.starts_with("synthetic"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert!(parse_error(&no_source).contains("trace, synthetic: neither is set"));
+        let e = parse_error(&GOOD.replace(
+            "policies: [../policies/default.yaml]",
+            "policies: []\nbaselines: false",
+        ));
+        assert!(
+            e.contains("policies: empty while baselines is false"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn missing_and_unreadable_files() {
+        let e = Scenario::load(Path::new("/nonexistent/x.yaml")).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("cannot read /nonexistent/x.yaml: "),
+            "{e}"
+        );
+        assert!(parse_error("").starts_with("s.yaml:1:1: "));
+        assert!(parse_error("name: [").starts_with("s.yaml:"));
+    }
+
+    #[test]
+    fn shipped_scenarios_load_and_challenge_the_budget() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("simulations");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&root).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "yaml") {
+                let s = Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+                let trace = s.trace().unwrap_or_else(|e| panic!("{e}"));
+                let max = trace.demand().iter().cloned().fold(0.0, f64::max);
+                let first = s.plant.ladder[0].retention;
+                assert!(
+                    max * first > s.budget_series,
+                    "{}: demand never exceeds the first profile",
+                    s.name
+                );
+                assert_eq!(path.file_stem().unwrap().to_str().unwrap(), s.name);
+                seen += 1;
+            }
+        }
+        assert!(seen >= 5, "only {seen} scenarios");
+    }
+}
