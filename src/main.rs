@@ -1,1 +1,398 @@
-fn main(){}
+//! The `phoenix` command line: `simulate` replays traces through policies and baselines,
+//! `policy check` validates policy files. Errors end here as one line, never a backtrace.
+
+use anyhow::{Result, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use phoenix::core::config::ProfileSpec;
+use phoenix::policy::{ValidatedPolicy, check_files};
+use phoenix::sim::record::ControllerRun;
+use phoenix::sim::report::{self, Metrics};
+use phoenix::sim::runner::Plant;
+use phoenix::sim::scenario::Scenario;
+use phoenix::sim::simulate::{Baseline, Simulation};
+use phoenix::sim::trace::read_trace;
+use phoenix::sim::{plot, ticks};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+/// Phoenix keeps metrics cardinality under a budget by choosing a reduction profile per
+/// OpenTelemetry Collector pipeline.
+#[derive(Parser, Debug)]
+#[command(name = "phoenix", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Replay a trace through policies and baselines and compare them.
+    Simulate(SimulateArgs),
+    /// Policy file commands.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum PolicyCommand {
+    /// Validate policy files; exits non-zero if any has a problem.
+    Check {
+        /// Policy files to check.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Format {
+    Table,
+    Json,
+}
+
+#[derive(Args, Debug)]
+struct SimulateArgs {
+    /// Scenario file (simulations/*.yaml). Without it, give --trace and the plant flags.
+    scenario: Option<PathBuf>,
+    /// Trace file(s): `timestamp,value` CSV, multi-column CSV, or a saved Prometheus
+    /// query_range JSON. With several, the report is the mean over traces.
+    #[arg(long = "trace", conflicts_with = "scenario", num_args = 1..)]
+    traces: Vec<PathBuf>,
+    /// Tick length; consecutive rows are consecutive ticks whatever their timestamps.
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    tick: Duration,
+    /// Map the trace's min and max to these multiples of the budget (`0.4:2.2`).
+    #[arg(long, value_parser = parse_rescale)]
+    rescale: Option<(f64, f64)>,
+    /// Output budget in series.
+    #[arg(long, default_value_t = 100_000.0)]
+    budget: f64,
+    /// Profiles and their true retention, least to most reducing.
+    #[arg(long, default_value = "conservative=0.9,balanced=0.6,aggressive=0.35", value_parser = parse_ladder)]
+    retention: Ladder,
+    /// Reload delay: a decision at tick t is in force from tick t + delay.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+    delay_ticks: u32,
+    /// Relative standard deviation of multiplicative output noise.
+    #[arg(long, default_value_t = 0.0)]
+    noise: f64,
+    /// Seed of the noise.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Policy file(s) to compare (default with --trace: policies/default.yaml).
+    #[arg(long = "policy")]
+    policies: Vec<PathBuf>,
+    /// Run only the given policies, no threshold/hpa/oracle baselines.
+    #[arg(long)]
+    no_baselines: bool,
+    /// Report format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+    /// Write every tick of every controller to this CSV (single trace only).
+    #[arg(long = "ticks")]
+    ticks_out: Option<PathBuf>,
+    /// Write an SVG plot (single trace only).
+    #[arg(long = "plot")]
+    plot_out: Option<PathBuf>,
+    /// With several traces, also print each trace's table.
+    #[arg(long)]
+    per_trace: bool,
+}
+
+#[derive(Clone, Debug)]
+struct Ladder(Vec<ProfileSpec>);
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{e} (write e.g. 15s, 1m)"))?;
+    if d.is_zero() {
+        return Err("must be > 0".into());
+    }
+    Ok(d)
+}
+
+fn parse_rescale(s: &str) -> Result<(f64, f64), String> {
+    let (a, b) = s.split_once(':').ok_or("expected MIN:MAX, e.g. 0.4:2.2")?;
+    let a: f64 = a
+        .trim()
+        .parse()
+        .map_err(|_| format!("{a:?} is not a number (expected MIN:MAX, e.g. 0.4:2.2)"))?;
+    let b: f64 = b
+        .trim()
+        .parse()
+        .map_err(|_| format!("{b:?} is not a number (expected MIN:MAX, e.g. 0.4:2.2)"))?;
+    if !(a.is_finite() && b.is_finite() && 0.0 <= a && a <= b) {
+        return Err(format!("{s}: need 0 <= MIN <= MAX"));
+    }
+    Ok((a, b))
+}
+
+fn parse_ladder(s: &str) -> Result<Ladder, String> {
+    let mut out: Vec<ProfileSpec> = Vec::new();
+    for part in s.split(',') {
+        let (name, r) = part
+            .split_once('=')
+            .ok_or_else(|| format!("{part:?}: expected NAME=RETENTION, e.g. conservative=0.9"))?;
+        let retention: f64 = r
+            .trim()
+            .parse()
+            .map_err(|_| format!("{r:?} is not a number"))?;
+        if !(retention > 0.0 && retention <= 1.0) {
+            return Err(format!("{name}: retention {retention} must be in (0, 1]"));
+        }
+        if out.last().is_some_and(|p| p.retention <= retention) {
+            return Err(format!(
+                "{name}: retentions must decrease from least to most reducing"
+            ));
+        }
+        out.push(ProfileSpec {
+            name: name.trim().to_string(),
+            retention,
+        });
+    }
+    if out.len() < 2 {
+        return Err("need at least two profiles".into());
+    }
+    Ok(Ladder(out))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Simulate(args) => simulate(args),
+        Command::Policy {
+            command: PolicyCommand::Check { files },
+        } => policy_check(&files),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("phoenix: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn policy_check(files: &[PathBuf]) -> Result<ExitCode> {
+    let mut failed = 0;
+    for (path, res) in check_files(files) {
+        match res {
+            Ok(p) => {
+                let ladder: Vec<&str> = p.profiles().iter().map(|x| x.name.as_str()).collect();
+                println!(
+                    "{}: ok (policy {:?}, profiles {})",
+                    path.display(),
+                    p.name(),
+                    ladder.join(" → ")
+                );
+            }
+            Err(e) => {
+                failed += 1;
+                eprintln!("{e}");
+            }
+        }
+    }
+    if failed > 0 {
+        eprintln!("{failed} of {} policy file(s) have problems", files.len());
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn load_policies(paths: &[PathBuf]) -> Result<Vec<ValidatedPolicy>> {
+    let mut out = Vec::new();
+    for p in paths {
+        out.push(ValidatedPolicy::from_file(p)?);
+    }
+    Ok(out)
+}
+
+/// Draws a progress bar only once a run has lasted a second: short runs stay quiet.
+struct Progress {
+    total: u64,
+    started: Instant,
+    bar: Option<ProgressBar>,
+}
+
+impl Progress {
+    fn new(total: u64) -> Self {
+        Progress {
+            total,
+            started: Instant::now(),
+            bar: None,
+        }
+    }
+
+    fn update(&mut self, done: u64) {
+        if self.bar.is_none() && self.started.elapsed() >= Duration::from_secs(1) {
+            let bar = ProgressBar::new(self.total);
+            if let Ok(style) =
+                ProgressStyle::with_template("{bar:40} {pos}/{len} ticks ({per_sec}, eta {eta})")
+            {
+                bar.set_style(style);
+            }
+            self.bar = Some(bar);
+        }
+        if let Some(b) = &self.bar {
+            b.set_position(done.min(self.total));
+        }
+    }
+
+    fn finish(self) {
+        if let Some(b) = self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+fn run_with_progress(sim: &Simulation, progress: &mut Progress, offset: u64) -> Vec<ControllerRun> {
+    sim.run(&mut |t| progress.update(offset + t))
+}
+
+fn simulate(args: SimulateArgs) -> Result<ExitCode> {
+    let mut per_trace: Vec<(String, Vec<ControllerRun>)> = Vec::new();
+    if let Some(path) = &args.scenario {
+        let sc = Scenario::load(path)?;
+        let trace = sc.trace()?;
+        let mut paths = sc.policies.clone();
+        paths.extend(args.policies.iter().cloned());
+        let mut sim = Simulation::from_scenario(&sc, &trace, load_policies(&paths)?);
+        if args.no_baselines {
+            sim.baselines.clear();
+        }
+        let mut progress = Progress::new(sim.demand.len() as u64 * sim.controllers() as u64);
+        let runs = run_with_progress(&sim, &mut progress, 0);
+        progress.finish();
+        per_trace.push((sc.name.clone(), runs));
+    } else {
+        if args.traces.is_empty() {
+            bail!("give a scenario file (e.g. simulations/flash-crowd.yaml) or --trace FILE");
+        }
+        let paths = if args.policies.is_empty() {
+            let default = PathBuf::from("policies/default.yaml");
+            if !default.exists() {
+                bail!(
+                    "no --policy given and policies/default.yaml not found here (run from the repository or pass --policy FILE)"
+                );
+            }
+            vec![default]
+        } else {
+            args.policies.clone()
+        };
+        let policies = load_policies(&paths)?;
+        let plant = Plant {
+            ladder: args.retention.0.clone(),
+            delay_ticks: args.delay_ticks,
+            noise: args.noise,
+            seed: args.seed,
+        };
+        if !(args.budget.is_finite() && args.budget > 0.0) {
+            bail!(
+                "--budget {}: must be a positive number of series",
+                args.budget
+            );
+        }
+        if !(0.0..=1.0).contains(&args.noise) {
+            bail!("--noise {}: must be in [0, 1]", args.noise);
+        }
+        let mut sims = Vec::new();
+        for path in &args.traces {
+            let mut trace = read_trace(path)?;
+            if trace.is_empty() {
+                bail!("{}: the trace has no rows", path.display());
+            }
+            if let Some((lo, hi)) = args.rescale {
+                trace.rescale(lo * args.budget, hi * args.budget);
+            }
+            let sim = Simulation {
+                demand: trace.demand().to_vec(),
+                start: trace.timestamps.first().copied().unwrap_or_default(),
+                tick: args.tick,
+                budget_series: args.budget,
+                plant: plant.clone(),
+                policies: policies.clone(),
+                baselines: if args.no_baselines {
+                    Vec::new()
+                } else {
+                    Baseline::ALL.to_vec()
+                },
+            };
+            sims.push((path.display().to_string(), sim));
+        }
+        let total: u64 = sims
+            .iter()
+            .map(|(_, s)| s.demand.len() as u64 * s.controllers() as u64)
+            .sum();
+        let mut progress = Progress::new(total);
+        let mut offset = 0;
+        for (name, sim) in &sims {
+            let runs = run_with_progress(sim, &mut progress, offset);
+            offset += sim.demand.len() as u64 * sim.controllers() as u64;
+            per_trace.push((name.clone(), runs));
+        }
+        progress.finish();
+    }
+
+    if per_trace.len() > 1 && (args.ticks_out.is_some() || args.plot_out.is_some()) {
+        bail!("--ticks and --plot take a single trace; run them per trace");
+    }
+    if let Some((_, runs)) = per_trace.first() {
+        if let Some(p) = &args.ticks_out {
+            ticks::write_ticks(p, runs)?;
+        }
+        if let Some(p) = &args.plot_out {
+            plot::write_plot(p, runs)?;
+        }
+    }
+    let rows: Vec<Vec<Metrics>> = per_trace
+        .iter()
+        .map(|(_, runs)| runs.iter().map(report::metrics).collect())
+        .collect();
+    print_report(&args, &per_trace, &rows);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_report(
+    args: &SimulateArgs,
+    per_trace: &[(String, Vec<ControllerRun>)],
+    rows: &[Vec<Metrics>],
+) {
+    match args.format {
+        Format::Json if rows.len() == 1 => println!("{}", report::to_json(&rows[0])),
+        Format::Json => {
+            let traces: Vec<serde_json::Value> = per_trace
+                .iter()
+                .zip(rows)
+                .map(|((name, _), m)| serde_json::json!({ "trace": name, "controllers": m }))
+                .collect();
+            let doc = serde_json::json!({ "mean": report::mean(rows), "traces": traces });
+            println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        }
+        Format::Table if rows.len() == 1 => {
+            let (name, runs) = &per_trace[0];
+            let ticks = runs.first().map_or(0, |r| r.ticks.len());
+            println!(
+                "{name}: {ticks} ticks of {}",
+                phoenix::core::time::fmt_duration(args_tick(args, runs))
+            );
+            print!("{}", report::table(&rows[0]));
+        }
+        Format::Table => {
+            if args.per_trace {
+                for ((name, _), m) in per_trace.iter().zip(rows) {
+                    println!("{name}");
+                    print!("{}", report::table(m));
+                    println!();
+                }
+            }
+            println!("mean over {} traces", rows.len());
+            print!("{}", report::table(&report::mean(rows)));
+        }
+    }
+}
+
+fn args_tick(args: &SimulateArgs, runs: &[ControllerRun]) -> Duration {
+    runs.first().map_or(args.tick, |r| r.tick)
+}

@@ -157,10 +157,17 @@ pub struct EngineConfig {
 impl EngineConfig {
     /// A reasonable configuration for tests and benchmarks: the shipped default ladder.
     pub fn example(budget_series: f64) -> Self {
-        let profiles = [("conservative", 0.9), ("balanced", 0.6), ("aggressive", 0.35)]
-            .into_iter()
-            .map(|(n, r)| ProfileSpec { name: n.to_string(), retention: r })
-            .collect();
+        let profiles = [
+            ("conservative", 0.9),
+            ("balanced", 0.6),
+            ("aggressive", 0.35),
+        ]
+        .into_iter()
+        .map(|(n, r)| ProfileSpec {
+            name: n.to_string(),
+            retention: r,
+        })
+        .collect();
         EngineConfig {
             pipeline: "default".to_string(),
             budget_series,
@@ -168,7 +175,13 @@ impl EngineConfig {
             profiles,
             initial_profile: 0,
             tick: Duration::from_secs(15),
-            pid: PidConfig { kp: 0.0, ki: 0.001, kd: 0.0, i_limit: 0.05, output_limit: 0.1 },
+            pid: PidConfig {
+                kp: 0.0,
+                ki: 0.001,
+                kd: 0.0,
+                i_limit: 0.05,
+                output_limit: 0.1,
+            },
             hysteresis: HysteresisConfig {
                 escalate_above: 0.97,
                 relax_below: 0.9,
@@ -186,13 +199,19 @@ impl EngineConfig {
             guards: GuardsConfig {
                 min_dwell_escalate: Duration::from_secs(15),
                 min_dwell_relax: Duration::from_secs(120),
-                switch_budget: SwitchBudget { max_switches: 6, window: Duration::from_secs(3600) },
+                switch_budget: SwitchBudget {
+                    max_switches: 6,
+                    window: Duration::from_secs(3600),
+                },
                 oscillation: OscillationConfig {
                     window: Duration::from_secs(600),
                     cooldown: Duration::from_secs(900),
                     max_doublings: 3,
                 },
-                emergency: EmergencyConfig { hard_ratio: 1.5, lockout: Duration::from_secs(600) },
+                emergency: EmergencyConfig {
+                    hard_ratio: 1.5,
+                    lockout: Duration::from_secs(600),
+                },
                 override_max_ttl: Duration::from_secs(24 * 3600),
             },
             bad_input: BadInputConfig {

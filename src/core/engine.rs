@@ -173,12 +173,17 @@ impl Engine {
         for cmd in &obs.commands {
             match cmd {
                 Command::Emergency { reason } => {
-                    emergency = Some(Cause::Requested { reason: reason.clone() });
+                    emergency = Some(Cause::Requested {
+                        reason: reason.clone(),
+                    });
                 }
                 Command::Override { profile, ttl, by } if *profile < self.cfg.profiles.len() => {
                     let ttl = (*ttl).min(self.cfg.guards.override_max_ttl);
-                    self.state.pinned =
-                        Some(OverrideState { profile: *profile, until: now.plus(ttl), by: by.clone() });
+                    self.state.pinned = Some(OverrideState {
+                        profile: *profile,
+                        until: now.plus(ttl),
+                        by: by.clone(),
+                    });
                 }
                 Command::Override { .. } => {}
                 Command::ClearOverride => self.state.pinned = None,
@@ -188,7 +193,10 @@ impl Engine {
         let wanted = match self.read(now, obs) {
             Err(hold) => {
                 self.state.bad_ticks += 1;
-                let hold = Hold { bad_ticks: self.state.bad_ticks, ..hold };
+                let hold = Hold {
+                    bad_ticks: self.state.bad_ticks,
+                    ..hold
+                };
                 step.events.push(Event::Held(hold));
                 let fallback = self
                     .cfg
@@ -198,7 +206,14 @@ impl Engine {
                     .filter(|_| self.state.bad_ticks >= self.cfg.bad_input.fallback_after_ticks);
                 emergency
                     .map(|c| (self.cfg.most_reducing(), c))
-                    .or(fallback.map(|f| (f, Cause::Fallback { bad_ticks: self.state.bad_ticks })))
+                    .or(fallback.map(|f| {
+                        (
+                            f,
+                            Cause::Fallback {
+                                bad_ticks: self.state.bad_ticks,
+                            },
+                        )
+                    }))
             }
             Ok((input, output)) => {
                 self.state.bad_ticks = 0;
@@ -206,7 +221,10 @@ impl Engine {
                 step.events.push(Event::Evaluated(eval));
                 let hard = self.cfg.guards.emergency.hard_ratio;
                 if emergency.is_none() && output > hard * self.cfg.budget_series {
-                    emergency = Some(Cause::HardLimit { output, ratio: hard });
+                    emergency = Some(Cause::HardLimit {
+                        output,
+                        ratio: hard,
+                    });
                 }
                 match emergency {
                     Some(c) => Some((self.cfg.most_reducing(), c)),
@@ -223,9 +241,13 @@ impl Engine {
         }
         // A pin overrides the ladder (but not the lockout or the switch budget).
         let wanted = match (&self.state.pinned, wanted) {
-            (Some(p), _) if p.profile != self.state.current => {
-                Some((p.profile, Cause::Override { by: p.by.clone(), until: p.until }))
-            }
+            (Some(p), _) if p.profile != self.state.current => Some((
+                p.profile,
+                Cause::Override {
+                    by: p.by.clone(),
+                    until: p.until,
+                },
+            )),
             (Some(_), Some((to, _))) if to != self.state.current => {
                 step.events.push(Event::Blocked(Blocked {
                     guard: Guard::Override,
@@ -271,7 +293,11 @@ impl Engine {
         }
         let g = &self.cfg.guards;
         let keep = g.switch_budget.window.max(g.oscillation.window);
-        while s.history.front().is_some_and(|r| now.saturating_since(r.at) >= keep) {
+        while s
+            .history
+            .front()
+            .is_some_and(|r| now.saturating_since(r.at) >= keep)
+        {
             s.history.pop_front();
         }
     }
@@ -280,7 +306,12 @@ impl Engine {
     fn read(&self, now: Timestamp, obs: &Observation) -> Result<(f64, f64), Hold> {
         let max_age = self.cfg.bad_input.max_sample_age;
         let one = |signal: &'static str, s: &Sample| -> Result<f64, Hold> {
-            let hold = |reason, age| Hold { signal, reason, bad_ticks: 0, age };
+            let hold = |reason, age| Hold {
+                signal,
+                reason,
+                bad_ticks: 0,
+                age,
+            };
             match s {
                 Sample::Ok { value, at } => {
                     let age = now.saturating_since(*at);
@@ -306,7 +337,12 @@ impl Engine {
     }
 
     /// The control law on a healthy tick: what the ladder wants, before guards.
-    fn evaluate(&mut self, now: Timestamp, input: f64, output: f64) -> (Evaluation, Option<(usize, Cause)>) {
+    fn evaluate(
+        &mut self,
+        now: Timestamp,
+        input: f64,
+        output: f64,
+    ) -> (Evaluation, Option<(usize, Cause)>) {
         let cfg = &self.cfg;
         let cur = self.state.current;
         let budget = cfg.budget_series;
@@ -327,13 +363,18 @@ impl Engine {
             pc.relax_window_ticks as usize,
         );
 
-        let dt = self
-            .state
-            .last_eval_at
-            .map_or(cfg.tick.as_secs_f64(), |t| now.saturating_since(t).as_secs_f64());
+        let dt = self.state.last_eval_at.map_or(cfg.tick.as_secs_f64(), |t| {
+            now.saturating_since(t).as_secs_f64()
+        });
         self.state.last_eval_at = Some(now);
-        let room = Room { can_escalate: cur < cfg.most_reducing(), can_relax: cur > 0 };
-        let terms = self.state.pid.update(&cfg.pid, output / budget, cfg.target_ratio, dt, room);
+        let room = Room {
+            can_escalate: cur < cfg.most_reducing(),
+            can_relax: cur > 0,
+        };
+        let terms = self
+            .state
+            .pid
+            .update(&cfg.pid, output / budget, cfg.target_ratio, dt, room);
         let correction = terms.output;
         let pressure_of = |r: f64, demand: f64| demand * r / budget + correction;
         let pressure = pressure_of(self.retention(cur), fc.escalate);
@@ -367,8 +408,11 @@ impl Engine {
                 .is_some_and(|last| t - last <= u64::from(pc.relax_window_ticks));
             self.state.last_excursion_tick = Some(t);
         }
-        self.state.escalate_streak =
-            if above && room.can_escalate { self.state.escalate_streak + 1 } else { 0 };
+        self.state.escalate_streak = if above && room.can_escalate {
+            self.state.escalate_streak + 1
+        } else {
+            0
+        };
         let confirm = if self.state.persistence < pc.persistence_threshold && !recurring {
             pc.transient_confirm_ticks.max(h.escalate_ticks)
         } else {
@@ -376,18 +420,32 @@ impl Engine {
         };
         // Least reducing profile below the current one that fits the worst recent demand.
         let relax_to = (0..cur).find(|&j| pressure_of(self.retention(j), fc.relax) < h.relax_below);
-        self.state.relax_streak = if relax_to.is_some() { self.state.relax_streak + 1 } else { 0 };
+        self.state.relax_streak = if relax_to.is_some() {
+            self.state.relax_streak + 1
+        } else {
+            0
+        };
 
         let wanted = if self.state.escalate_streak >= confirm.max(1) {
             let to = (cur + 1..cfg.profiles.len())
                 .find(|&j| pressure_of(self.retention(j), fc.escalate) <= h.escalate_above)
                 .unwrap_or(cfg.most_reducing());
-            let cause =
-                Cause::Pressure { output, pressure, threshold: h.escalate_above, ticks: self.state.escalate_streak };
+            let cause = Cause::Pressure {
+                output,
+                pressure,
+                threshold: h.escalate_above,
+                ticks: self.state.escalate_streak,
+            };
             Some((to, cause))
-        } else if let Some(to) = relax_to.filter(|_| self.state.relax_streak >= h.relax_ticks.max(1)) {
+        } else if let Some(to) =
+            relax_to.filter(|_| self.state.relax_streak >= h.relax_ticks.max(1))
+        {
             let predicted_output = fc.relax * self.retention(to);
-            let cause = Cause::Fits { predicted_output, threshold: h.relax_below, ticks: self.state.relax_streak };
+            let cause = Cause::Fits {
+                predicted_output,
+                threshold: h.relax_below,
+                ticks: self.state.relax_streak,
+            };
             Some((to, cause))
         } else {
             None
@@ -402,7 +460,14 @@ impl Engine {
         let from = s.current;
         let escalation = to > from;
         let overriding = matches!(cause, Cause::Override { .. });
-        let block = |guard, until| Err(Blocked { guard, from, to, until });
+        let block = |guard, until| {
+            Err(Blocked {
+                guard,
+                from,
+                to,
+                until,
+            })
+        };
         if !escalation {
             if let Some(t) = s.lockout_until {
                 return block(Guard::Lockout, Some(t));
@@ -432,10 +497,16 @@ impl Engine {
             }
         }
         let window = g.switch_budget.window;
-        let recent: Vec<&SwitchRecord> =
-            s.history.iter().filter(|r| now.saturating_since(r.at) < window).collect();
+        let recent: Vec<&SwitchRecord> = s
+            .history
+            .iter()
+            .filter(|r| now.saturating_since(r.at) < window)
+            .collect();
         if recent.len() >= g.switch_budget.max_switches as usize {
-            return block(Guard::SwitchBudget, recent.first().map(|r| r.at.plus(window)));
+            return block(
+                Guard::SwitchBudget,
+                recent.first().map(|r| r.at.plus(window)),
+            );
         }
         Ok(())
     }
@@ -453,19 +524,26 @@ impl Engine {
         {
             // Flaps remembered: those whose cooldown would still run at the current level.
             let remembered = self.state.flap_memory_until.is_some_and(|t| now < t);
-            self.state.flaps = if remembered { (self.state.flaps + 1).min(g.oscillation.max_doublings) } else { 0 };
+            self.state.flaps = if remembered {
+                (self.state.flaps + 1).min(g.oscillation.max_doublings)
+            } else {
+                0
+            };
             let cooldown = g.oscillation.cooldown * 2u32.pow(self.state.flaps);
             self.state.relax_frozen_until = Some(now.plus(cooldown));
             // Forget the streak after twice the cooldown passes without a flap.
             self.state.flap_memory_until = Some(now.plus(cooldown * 2));
         }
-        self.state.history.push_back(SwitchRecord { at: now, from, to });
+        self.state
+            .history
+            .push_back(SwitchRecord { at: now, from, to });
         self.state.current = to;
         self.state.last_switch_at = Some(now);
         self.state.ticks_since_switch = 0;
         self.state.escalate_streak = 0;
         self.state.relax_streak = 0;
-        let y = self.state.demand.latest().unwrap_or(0.0) * self.retention(to) / self.cfg.budget_series;
+        let y =
+            self.state.demand.latest().unwrap_or(0.0) * self.retention(to) / self.cfg.budget_series;
         self.state.pid.rebase(y);
         Decision {
             pipeline: self.cfg.pipeline.clone(),

@@ -162,11 +162,20 @@ pub fn fmt_series(v: f64) -> String {
 
 impl fmt::Display for Decision {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let verb = if self.escalation { "escalated" } else { "relaxed" };
+        let verb = if self.escalation {
+            "escalated"
+        } else {
+            "relaxed"
+        };
         write!(f, "{verb} {}→{}: ", self.from, self.to)?;
         let b = fmt_series(self.budget);
         match &self.cause {
-            Cause::Pressure { output, pressure, threshold, ticks } => write!(
+            Cause::Pressure {
+                output,
+                pressure,
+                threshold,
+                ticks,
+            } => write!(
                 f,
                 "output {} with predicted pressure {:.0}% > {:.0}% of budget {} for {} tick{}",
                 fmt_series(*output),
@@ -176,7 +185,11 @@ impl fmt::Display for Decision {
                 ticks,
                 if *ticks == 1 { "" } else { "s" }
             ),
-            Cause::Fits { predicted_output, threshold, ticks } => write!(
+            Cause::Fits {
+                predicted_output,
+                threshold,
+                ticks,
+            } => write!(
                 f,
                 "{} would output {} < {:.0}% of budget {} for {} tick{}",
                 self.to,
@@ -197,7 +210,10 @@ impl fmt::Display for Decision {
             Cause::Override { by, until } => write!(f, "manual override by {by} until {until}"),
             Cause::OverrideExpired => write!(f, "manual override expired"),
             Cause::Fallback { bad_ticks } => {
-                write!(f, "input bad for {bad_ticks} ticks, moved to the fallback profile")
+                write!(
+                    f,
+                    "input bad for {bad_ticks} ticks, moved to the fallback profile"
+                )
             }
         }
     }
@@ -298,6 +314,11 @@ impl fmt::Display for Hold {
         if let Some(a) = self.age {
             write!(f, " ({} old)", fmt_duration(a))?;
         }
-        write!(f, " for {} tick{}", self.bad_ticks, if self.bad_ticks == 1 { "" } else { "s" })
+        write!(
+            f,
+            " for {} tick{}",
+            self.bad_ticks,
+            if self.bad_ticks == 1 { "" } else { "s" }
+        )
     }
 }

@@ -74,6 +74,10 @@ pub struct Observation {
 impl Observation {
     /// A healthy observation of input and output at `at`.
     pub fn ok(input: f64, output: f64, at: Timestamp) -> Self {
-        Observation { input: Sample::ok(input, at), output: Sample::ok(output, at), commands: Vec::new() }
+        Observation {
+            input: Sample::ok(input, at),
+            output: Sample::ok(output, at),
+            commands: Vec::new(),
+        }
     }
 }

@@ -45,7 +45,10 @@ pub struct PidCorrection {
 impl PidCorrection {
     /// A controller with zero integral.
     pub fn new() -> Self {
-        PidCorrection { pid: Pid::new(0.0, 0.0), last: Terms::default() }
+        PidCorrection {
+            pid: Pid::new(0.0, 0.0),
+            last: Terms::default(),
+        }
     }
 
     /// Terms of the last update.
@@ -54,11 +57,19 @@ impl PidCorrection {
     }
 
     /// One update with measurement `y = output/budget`, after `dt_secs` seconds.
-    pub fn update(&mut self, cfg: &PidConfig, y: f64, target: f64, dt_secs: f64, room: Room) -> Terms {
+    pub fn update(
+        &mut self,
+        cfg: &PidConfig,
+        y: f64,
+        target: f64,
+        dt_secs: f64,
+        room: Room,
+    ) -> Terms {
         let dt = dt_secs.max(1e-3);
         let error = y - target;
         let pushing_wall = (error > 0.0 && !room.can_escalate) || (error < 0.0 && !room.can_relax);
-        let saturated = self.last.output.abs() >= cfg.output_limit && error * self.last.output > 0.0;
+        let saturated =
+            self.last.output.abs() >= cfg.output_limit && error * self.last.output > 0.0;
         let freeze = pushing_wall || saturated;
         let pid = &mut self.pid;
         pid.setpoint = -target;
@@ -70,7 +81,12 @@ impl PidCorrection {
         pid.kd = cfg.kd / dt;
         pid.d_limit = cfg.output_limit;
         let out = pid.next_control_output(-y);
-        self.last = Terms { p: out.p, i: out.i, d: out.d, output: out.output };
+        self.last = Terms {
+            p: out.p,
+            i: out.i,
+            d: out.d,
+            output: out.output,
+        };
         self.last
     }
 
@@ -99,10 +115,19 @@ impl Default for PidCorrection {
 mod tests {
     use super::*;
 
-    const ROOM: Room = Room { can_escalate: true, can_relax: true };
+    const ROOM: Room = Room {
+        can_escalate: true,
+        can_relax: true,
+    };
 
     fn cfg() -> PidConfig {
-        PidConfig { kp: 0.5, ki: 0.01, kd: 0.0, i_limit: 0.2, output_limit: 0.3 }
+        PidConfig {
+            kp: 0.5,
+            ki: 0.01,
+            kd: 0.0,
+            i_limit: 0.2,
+            output_limit: 0.3,
+        }
     }
 
     #[test]
@@ -118,12 +143,18 @@ mod tests {
     #[test]
     fn integral_frozen_at_the_end_of_the_ladder() {
         let mut pid = PidCorrection::new();
-        let top = Room { can_escalate: false, can_relax: true };
+        let top = Room {
+            can_escalate: false,
+            can_relax: true,
+        };
         for _ in 0..100 {
             pid.update(&cfg(), 1.5, 0.9, 15.0, top);
         }
         assert_eq!(pid.last().i, 0.0);
-        let bottom = Room { can_escalate: true, can_relax: false };
+        let bottom = Room {
+            can_escalate: true,
+            can_relax: false,
+        };
         pid.update(&cfg(), 0.2, 0.9, 15.0, bottom);
         assert_eq!(pid.last().i, 0.0);
     }

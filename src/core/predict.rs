@@ -54,7 +54,10 @@ impl DemandHistory {
     pub fn forecast(&self, window: usize, horizon: u32, k: f64, relax_window: usize) -> Forecast {
         let n = self.values.len();
         let Some(&latest) = self.values.back() else {
-            return Forecast { escalate: 0.0, relax: 0.0 };
+            return Forecast {
+                escalate: 0.0,
+                relax: 0.0,
+            };
         };
         let w = window.clamp(1, n);
         let recent = self.values.range(n - w..);
@@ -63,7 +66,10 @@ impl DemandHistory {
         let escalate = trend.max(latest) + k * sd;
         let rw = relax_window.clamp(1, n);
         let worst = self.values.range(n - rw..).fold(f64::MIN, |a, &b| a.max(b));
-        Forecast { escalate, relax: worst.max(escalate) }
+        Forecast {
+            escalate,
+            relax: worst.max(escalate),
+        }
     }
 }
 

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 /// Milliseconds since the Unix epoch, supplied by whoever drives the core (the daemon's
 /// clock or the simulator's virtual clock); the core never reads a clock itself.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct Timestamp(pub i64);
 
@@ -33,7 +35,10 @@ impl Timestamp {
 
     /// `self + d`, saturating at the end of representable time.
     pub fn plus(self, d: Duration) -> Timestamp {
-        Timestamp(self.0.saturating_add(d.as_millis().min(i64::MAX as u128) as i64))
+        Timestamp(
+            self.0
+                .saturating_add(d.as_millis().min(i64::MAX as u128) as i64),
+        )
     }
 }
 
@@ -86,6 +91,9 @@ mod tests {
         assert_eq!(fmt_duration(Duration::from_secs(90)), "1m30s");
         assert_eq!(fmt_duration(Duration::from_secs(300)), "5m");
         assert_eq!(fmt_duration(Duration::from_millis(1500)), "1500ms");
-        assert_eq!(Timestamp::from_secs(0).to_string(), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            Timestamp::from_secs(0).to_string(),
+            "1970-01-01T00:00:00.000Z"
+        );
     }
 }

@@ -26,7 +26,13 @@ impl Threshold {
     /// Conservative max = 0.6·budget, aggressive min = 1.0·budget, on a ladder of `n`.
     pub fn new(budget: f64, n: usize) -> Self {
         let last = n.saturating_sub(1);
-        Threshold { budget, conservative: 0, balanced: n / 2, aggressive: last, last_change: None }
+        Threshold {
+            budget,
+            conservative: 0,
+            balanced: n / 2,
+            aggressive: last,
+            last_change: None,
+        }
     }
 }
 
@@ -44,20 +50,31 @@ impl Controller for Threshold {
         if !o.is_finite() {
             return (cur, Note::None);
         }
-        if self.last_change.is_some_and(|t| v.now.saturating_since(t) < THRESHOLD_COOLDOWN) {
+        if self
+            .last_change
+            .is_some_and(|t| v.now.saturating_since(t) < THRESHOLD_COOLDOWN)
+        {
             return (cur, Note::None);
         }
         let cmax = 0.6 * self.budget;
         let amin = self.budget;
         let to = if cur == self.conservative {
             if o > 1.1 * cmax {
-                if o > amin { self.aggressive } else { self.balanced }
+                if o > amin {
+                    self.aggressive
+                } else {
+                    self.balanced
+                }
             } else {
                 cur
             }
         } else if cur == self.aggressive {
             if o < 0.9 * amin {
-                if o < cmax { self.conservative } else { self.balanced }
+                if o < cmax {
+                    self.conservative
+                } else {
+                    self.balanced
+                }
             } else {
                 cur
             }
@@ -95,12 +112,19 @@ const HPA_TARGET: f64 = 0.9;
 impl Hpa {
     /// An HPA over a ladder with these retentions.
     pub fn new(budget: f64, retentions: Vec<f64>) -> Self {
-        Hpa { budget, retentions, recent: VecDeque::new() }
+        Hpa {
+            budget,
+            retentions,
+            recent: VecDeque::new(),
+        }
     }
 
     /// Least-reducing profile whose retention ≤ `desired`; the most reducing if none is.
     fn recommend(&self, desired: f64) -> usize {
-        self.retentions.iter().position(|&r| r <= desired).unwrap_or(self.retentions.len() - 1)
+        self.retentions
+            .iter()
+            .position(|&r| r <= desired)
+            .unwrap_or(self.retentions.len() - 1)
     }
 }
 
@@ -124,7 +148,11 @@ impl Controller for Hpa {
             let desired = self.retentions[v.in_force] / ratio;
             self.recommend(desired)
         };
-        while self.recent.front().is_some_and(|&(t, _)| v.now.saturating_since(t) >= HPA_DOWN_WINDOW) {
+        while self
+            .recent
+            .front()
+            .is_some_and(|&(t, _)| v.now.saturating_since(t) >= HPA_DOWN_WINDOW)
+        {
             self.recent.pop_front();
         }
         self.recent.push_back((v.now, rec));

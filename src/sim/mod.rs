@@ -2,11 +2,12 @@
 //! reports and plots. It drives `core::Engine::step` exactly as the daemon does.
 
 pub mod baseline;
-pub mod record;
-pub mod runner;
 pub mod plot;
+pub mod record;
 pub mod report;
+pub mod runner;
+pub mod scenario;
+pub mod simulate;
+pub mod synth;
 pub mod ticks;
 pub mod trace;
-pub mod synth;
-pub mod scenario;

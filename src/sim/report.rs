@@ -58,7 +58,8 @@ pub fn metrics(run: &ControllerRun) -> Metrics {
         .iter()
         .filter(|r| r.output > budget)
         .map(|r| r.output - budget)
-        .sum();
+        // A fold from +0.0: `sum()` of nothing is -0.0, which prints as "-0.0000".
+        .fold(0.0, |a, x| a + x);
     // dt cancels out of Σ excess·dt / (budget·n·dt), so a zero tick length is harmless.
     let overspend = ratio(excess, budget * n as f64);
 

@@ -63,7 +63,10 @@ pub struct PolicyController {
 impl PolicyController {
     /// Wraps an engine under a report name.
     pub fn new(name: impl Into<String>, engine: Engine) -> Self {
-        PolicyController { name: name.into(), engine }
+        PolicyController {
+            name: name.into(),
+            engine,
+        }
     }
 }
 
@@ -73,8 +76,18 @@ impl Controller for PolicyController {
     }
 
     fn decide(&mut self, v: &TickView, texts: &mut Vec<String>) -> (usize, Note) {
-        let sample = |x: f64| if x.is_finite() { Sample::ok(x, v.now) } else { Sample::Empty };
-        let obs = Observation { input: sample(v.input), output: sample(v.output), commands: Vec::new() };
+        let sample = |x: f64| {
+            if x.is_finite() {
+                Sample::ok(x, v.now)
+            } else {
+                Sample::Empty
+            }
+        };
+        let obs = Observation {
+            input: sample(v.input),
+            output: sample(v.output),
+            commands: Vec::new(),
+        };
         let step = self.engine.step(v.now, &obs);
         let mut note = Note::None;
         for ev in &step.events {
@@ -106,7 +119,10 @@ struct Noise {
 
 impl Noise {
     fn new(rel_sd: f64, seed: u64) -> Option<Self> {
-        (rel_sd > 0.0).then(|| Noise { rel_sd, rng: ChaCha8Rng::seed_from_u64(seed) })
+        (rel_sd > 0.0).then(|| Noise {
+            rel_sd,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+        })
     }
 
     fn factor(&mut self) -> f64 {
@@ -152,7 +168,11 @@ impl RunSpec<'_> {
 }
 
 /// Runs one controller over the trace. `progress` is called now and then with ticks done.
-pub fn run(spec: &RunSpec, ctl: &mut dyn Controller, progress: &mut dyn FnMut(u64)) -> ControllerRun {
+pub fn run(
+    spec: &RunSpec,
+    ctl: &mut dyn Controller,
+    progress: &mut dyn FnMut(u64),
+) -> ControllerRun {
     let mut out = spec.empty_run(ctl.name());
     let plant = spec.plant;
     let delay = plant.delay_ticks.max(1) as usize;
@@ -175,7 +195,14 @@ pub fn run(spec: &RunSpec, ctl: &mut dyn Controller, progress: &mut dyn FnMut(u6
         if let Some(n) = noise.as_mut() {
             output *= n.factor();
         }
-        let view = TickView { tick: i as u32, now, input, output, in_force, decided_before: decided };
+        let view = TickView {
+            tick: i as u32,
+            now,
+            input,
+            output,
+            in_force,
+            decided_before: decided,
+        };
         let (d, note) = ctl.decide(&view, &mut out.texts);
         decided = d.min(plant.ladder.len() - 1);
         pending.push_back(decided);
