@@ -62,25 +62,25 @@ struct SimulateArgs {
     #[arg(long = "trace", conflicts_with = "scenario", num_args = 1..)]
     traces: Vec<PathBuf>,
     /// Tick length; consecutive rows are consecutive ticks whatever their timestamps.
-    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    #[arg(long, default_value = "15s", value_parser = parse_duration, conflicts_with = "scenario")]
     tick: Duration,
     /// Map the trace's min and max to these multiples of the budget (`0.4:2.2`).
-    #[arg(long, value_parser = parse_rescale)]
+    #[arg(long, value_parser = parse_rescale, conflicts_with = "scenario")]
     rescale: Option<(f64, f64)>,
     /// Output budget in series.
-    #[arg(long, default_value_t = 100_000.0)]
+    #[arg(long, default_value_t = 100_000.0, conflicts_with = "scenario")]
     budget: f64,
     /// Profiles and their true retention, least to most reducing.
-    #[arg(long, default_value = "conservative=0.9,balanced=0.6,aggressive=0.35", value_parser = parse_ladder)]
+    #[arg(long, default_value = "conservative=0.9,balanced=0.6,aggressive=0.35", value_parser = parse_ladder, conflicts_with = "scenario")]
     retention: Ladder,
     /// Reload delay: a decision at tick t is in force from tick t + delay.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100), conflicts_with = "scenario")]
     delay_ticks: u32,
     /// Relative standard deviation of multiplicative output noise.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, conflicts_with = "scenario")]
     noise: f64,
     /// Seed of the noise.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, conflicts_with = "scenario")]
     seed: u64,
     /// Policy file(s) to compare (default with --trace: policies/default.yaml).
     #[arg(long = "policy")]
@@ -251,6 +251,22 @@ fn run_with_progress(sim: &Simulation, progress: &mut Progress, offset: u64) -> 
     sim.run(&mut |t| progress.update(offset + t))
 }
 
+/// Fails early, with the path in the message, if `p` cannot be an output file.
+fn check_output_path(p: &std::path::Path) -> Result<()> {
+    if p.is_dir() {
+        bail!("cannot write {}: it is a directory (give a file name)", p.display());
+    }
+    let parent = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    if !parent.is_dir() {
+        bail!(
+            "cannot write {}: directory {} does not exist (create it first or choose another path)",
+            p.display(),
+            parent.display()
+        );
+    }
+    Ok(())
+}
+
 fn simulate(args: SimulateArgs) -> Result<ExitCode> {
     let mut per_trace: Vec<(String, Vec<ControllerRun>)> = Vec::new();
     if let Some(path) = &args.scenario {
@@ -337,6 +353,11 @@ fn simulate(args: SimulateArgs) -> Result<ExitCode> {
 
     if per_trace.len() > 1 && (args.ticks_out.is_some() || args.plot_out.is_some()) {
         bail!("--ticks and --plot take a single trace; run them per trace");
+    }
+    // Check every output location before writing any, so a bad second path does not
+    // leave the first file written by a run that reports failure.
+    for p in [&args.ticks_out, &args.plot_out].into_iter().flatten() {
+        check_output_path(p)?;
     }
     if let Some((_, runs)) = per_trace.first() {
         if let Some(p) = &args.ticks_out {
