@@ -254,9 +254,15 @@ fn run_with_progress(sim: &Simulation, progress: &mut Progress, offset: u64) -> 
 /// Fails early, with the path in the message, if `p` cannot be an output file.
 fn check_output_path(p: &std::path::Path) -> Result<()> {
     if p.is_dir() {
-        bail!("cannot write {}: it is a directory (give a file name)", p.display());
+        bail!(
+            "cannot write {}: it is a directory (give a file name)",
+            p.display()
+        );
     }
-    let parent = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    let parent = p
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
     if !parent.is_dir() {
         bail!(
             "cannot write {}: directory {} does not exist (create it first or choose another path)",

@@ -497,16 +497,14 @@ impl Engine {
             }
         }
         let window = g.switch_budget.window;
-        let recent: Vec<&SwitchRecord> = s
+        let mut recent = s
             .history
             .iter()
-            .filter(|r| now.saturating_since(r.at) < window)
-            .collect();
-        if recent.len() >= g.switch_budget.max_switches as usize {
-            return block(
-                Guard::SwitchBudget,
-                recent.first().map(|r| r.at.plus(window)),
-            );
+            .filter(|r| now.saturating_since(r.at) < window);
+        let oldest = recent.next();
+        let count = oldest.map_or(0, |_| 1 + recent.count());
+        if count >= g.switch_budget.max_switches as usize {
+            return block(Guard::SwitchBudget, oldest.map(|r| r.at.plus(window)));
         }
         Ok(())
     }

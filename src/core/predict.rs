@@ -60,43 +60,46 @@ impl DemandHistory {
             };
         };
         let w = window.clamp(1, n);
-        let recent = self.values.range(n - w..);
-        let (slope, sd) = trend_and_spread(recent, w);
+        let rw = relax_window.clamp(1, n);
+        // One pass over the longer of the two windows: this runs every tick of every
+        // pipeline, and in the simulator millions of times a second.
+        let span = w.max(rw);
+        let (mut worst, mut sy, mut sxy, mut dsum, mut dsq) = (f64::MIN, 0.0, 0.0, 0.0, 0.0);
+        let mut prev = None::<f64>;
+        for (j, &y) in self.values.range(n - span..).enumerate() {
+            if j >= span - rw {
+                worst = worst.max(y);
+            }
+            if j >= span - w {
+                let x = (j - (span - w)) as f64;
+                sy += y;
+                sxy += x * y;
+                if let Some(p) = prev {
+                    let d = y - p;
+                    dsum += d;
+                    dsq += d * d;
+                }
+                prev = Some(y);
+            }
+        }
+        let (slope, sd) = if w < 2 {
+            (0.0, 0.0)
+        } else {
+            let nf = w as f64;
+            let mean_x = (nf - 1.0) / 2.0;
+            // Σ(x − x̄)² for x = 0..n−1, in closed form.
+            let sxx = nf * (nf * nf - 1.0) / 12.0;
+            let m = nf - 1.0;
+            let var = (dsq / m - (dsum / m).powi(2)).max(0.0);
+            ((sxy - mean_x * sy) / sxx, var.sqrt())
+        };
         let trend = latest + slope.max(0.0) * f64::from(horizon);
         let escalate = trend.max(latest) + k * sd;
-        let rw = relax_window.clamp(1, n);
-        let worst = self.values.range(n - rw..).fold(f64::MIN, |a, &b| a.max(b));
         Forecast {
             escalate,
             relax: worst.max(escalate),
         }
     }
-}
-
-/// Least-squares slope per tick and the standard deviation of first differences.
-fn trend_and_spread<'a>(values: impl Iterator<Item = &'a f64> + Clone, n: usize) -> (f64, f64) {
-    if n < 2 {
-        return (0.0, 0.0);
-    }
-    let nf = n as f64;
-    let mean_x = (nf - 1.0) / 2.0;
-    let mean_y = values.clone().sum::<f64>() / nf;
-    let (mut sxy, mut sxx) = (0.0, 0.0);
-    let (mut prev, mut dsum, mut dsq) = (None::<f64>, 0.0, 0.0);
-    for (i, &y) in values.enumerate() {
-        let dx = i as f64 - mean_x;
-        sxy += dx * (y - mean_y);
-        sxx += dx * dx;
-        if let Some(p) = prev {
-            let d = y - p;
-            dsum += d;
-            dsq += d * d;
-        }
-        prev = Some(y);
-    }
-    let m = nf - 1.0;
-    let var = (dsq / m - (dsum / m).powi(2)).max(0.0);
-    (sxy / sxx, var.sqrt())
 }
 
 #[cfg(test)]

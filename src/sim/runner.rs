@@ -8,11 +8,10 @@
 
 use super::baseline::Oracle;
 use super::record::{ControllerRun, Note, TickRecord};
+use super::synth::Normal;
 use crate::core::config::ProfileSpec;
 use crate::core::event::Event;
 use crate::core::{Engine, Observation, Sample, Timestamp};
-use rand_chacha::ChaCha8Rng;
-use rand_chacha::rand_core::{Rng as _, SeedableRng};
 use std::collections::VecDeque;
 use std::time::Duration;
 
@@ -110,32 +109,23 @@ pub fn tick_time(start: Timestamp, tick: Duration, i: usize) -> Timestamp {
     Timestamp(start.0 + (tick.as_millis() as i64) * i as i64)
 }
 
-/// Output noise from the plant's seed (Box–Muller on a ChaCha stream, stable across
-/// platforms and crate versions, so golden files do not drift).
+/// Multiplicative output noise from the plant's seed.
 struct Noise {
     rel_sd: f64,
-    rng: ChaCha8Rng,
+    normal: Normal,
 }
 
 impl Noise {
     fn new(rel_sd: f64, seed: u64) -> Option<Self> {
         (rel_sd > 0.0).then(|| Noise {
             rel_sd,
-            rng: ChaCha8Rng::seed_from_u64(seed),
+            normal: Normal::new(seed),
         })
     }
 
     fn factor(&mut self) -> f64 {
-        let u1 = unit(self.rng.next_u64()).max(f64::MIN_POSITIVE);
-        let u2 = unit(self.rng.next_u64());
-        let z = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
-        (1.0 + self.rel_sd * z).max(0.0)
+        (1.0 + self.rel_sd * self.normal.sample()).max(0.0)
     }
-}
-
-/// A uniform float in [0, 1) from 53 random bits.
-fn unit(bits: u64) -> f64 {
-    (bits >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
 }
 
 /// Common inputs of one run.

@@ -320,14 +320,17 @@ pub fn generate(spec: &SynthSpec, tick: Duration, start: Timestamp) -> Trace {
     }
 }
 
-/// Standard normal variates from a seeded ChaCha8 stream, Box–Muller by hand.
-struct Normal {
+/// Standard normal variates from a seeded ChaCha8 stream, Box–Muller by hand (stable
+/// across platforms and crate versions, so golden files do not drift). Also used for the
+/// plant's output noise.
+pub(crate) struct Normal {
     rng: ChaCha8Rng,
     spare: Option<f64>,
 }
 
 impl Normal {
-    fn new(seed: u64) -> Self {
+    /// The stream for `seed`.
+    pub(crate) fn new(seed: u64) -> Self {
         // SplitMix64 expands the seed; ChaCha8 itself is a fixed algorithm.
         let mut state = seed;
         let mut key = [0u8; 32];
@@ -349,7 +352,8 @@ impl Normal {
         (self.rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
     }
 
-    fn sample(&mut self) -> f64 {
+    /// The next standard normal variate.
+    pub(crate) fn sample(&mut self) -> f64 {
         if let Some(z) = self.spare.take() {
             return z;
         }
