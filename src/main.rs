@@ -310,9 +310,9 @@ fn simulate(args: SimulateArgs) -> Result<ExitCode> {
             noise: args.noise,
             seed: args.seed,
         };
-        if !(args.budget.is_finite() && args.budget > 0.0) {
+        if !(1.0..=1e12).contains(&args.budget) {
             bail!(
-                "--budget {}: must be a positive number of series",
+                "--budget {}: must be a number of series from 1 to 1e12",
                 args.budget
             );
         }

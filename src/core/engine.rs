@@ -101,6 +101,9 @@ pub struct Engine {
 // Smoothing of the measured retention: recent enough to notice a collector change within
 // a few ticks, smooth enough that one odd scrape does not move it much.
 const RETENTION_ALPHA: f64 = 0.2;
+// No pipeline has this many series; a larger value is a broken exporter or query, and
+// letting it in would overflow the control arithmetic.
+const MAX_SERIES: f64 = 1e15;
 // Memory of the excursion-persistence estimate: about the last five excursions.
 const PERSISTENCE_ALPHA: f64 = 0.2;
 
@@ -317,7 +320,7 @@ impl Engine {
                     let age = now.saturating_since(*at);
                     if age > max_age {
                         Err(hold(HoldReason::Stale, Some(age)))
-                    } else if !value.is_finite() || *value < 0.0 {
+                    } else if !value.is_finite() || *value < 0.0 || *value > MAX_SERIES {
                         Err(hold(HoldReason::Error, None))
                     } else {
                         Ok(*value)
@@ -419,7 +422,12 @@ impl Engine {
             h.escalate_ticks
         };
         // Least reducing profile below the current one that fits the worst recent demand.
-        let relax_to = (0..cur).find(|&j| pressure_of(self.retention(j), fc.relax) < h.relax_below);
+        // Measured retentions can come out of ladder order (a reload slower than
+        // `settle_ticks`); judging a less-reducing profile as keeping less than the current
+        // one would relax inside the hysteresis band, so the ladder order is enforced.
+        let r_cur = self.retention(cur);
+        let relax_to =
+            (0..cur).find(|&j| pressure_of(self.retention(j).max(r_cur), fc.relax) < h.relax_below);
         self.state.relax_streak = if relax_to.is_some() {
             self.state.relax_streak + 1
         } else {
@@ -428,7 +436,9 @@ impl Engine {
 
         let wanted = if self.state.escalate_streak >= confirm.max(1) {
             let to = (cur + 1..cfg.profiles.len())
-                .find(|&j| pressure_of(self.retention(j), fc.escalate) <= h.escalate_above)
+                .find(|&j| {
+                    pressure_of(self.retention(j).min(r_cur), fc.escalate) <= h.escalate_above
+                })
                 .unwrap_or(cfg.most_reducing());
             let cause = Cause::Pressure {
                 output,

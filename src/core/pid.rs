@@ -97,8 +97,9 @@ impl PidCorrection {
         // The crate exposes no setter for the integral; one priming update with ki = 1 and
         // an error equal to the carried value reproduces it exactly, and leaves `y` as the
         // derivative's reference.
-        let mut fresh = Pid::new(carried - y, f64::INFINITY);
-        fresh.i(1.0, f64::INFINITY);
+        // Finite limits: the state is persisted as JSON, which has no infinity.
+        let mut fresh = Pid::new(carried - y, f64::MAX);
+        fresh.i(1.0, f64::MAX);
         fresh.next_control_output(-y);
         self.pid = fresh;
         self.last.d = 0.0;

@@ -430,7 +430,7 @@ fn non_finite_and_negative_values() {
         ls[0].contains("target_ratio: NaN (not a finite number) must be in (0, 1]"),
         "{ls:#?}"
     );
-    assert!(ls[1].contains("budget_series: -5 must be > 0"), "{ls:#?}");
+    assert!(ls[1].contains("budget_series: -5 must be in [1, 1e12]"), "{ls:#?}");
     assert!(
         ls[2].contains("pid.ki: inf (not a finite number) must be >= 0"),
         "{ls:#?}"

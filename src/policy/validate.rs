@@ -293,7 +293,7 @@ pub(crate) fn validate(parsed: Parsed, rep: &mut Reporter<'_>) -> Option<Validat
     if ok("budget_series")
         && let Some(b) = raw.budget_series
     {
-        rep.range("budget_series", b, End::Open(0.0), End::Free);
+        rep.range("budget_series", b, End::Closed(1.0), End::Closed(1e12));
     }
     if ok("tick") {
         let t = raw.tick.0;

@@ -307,8 +307,8 @@ impl<'de> DeserializeSeed<'de> for Ranged {
 
 fn de_budget<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     Ranged {
-        expected: "a number of series > 0, like 100000",
-        ok: |v| v.is_finite() && v > 0.0,
+        expected: "a number of series from 1 to 1e12, like 100000",
+        ok: |v| (1.0..=1e12).contains(&v),
     }
     .deserialize(d)
 }
@@ -564,7 +564,7 @@ policies: [../policies/default.yaml]
         let e = parse_error(&GOOD.replace("budget_series: 100000", "budget_series: 0"));
         assert!(
             e.starts_with(
-                "s.yaml:6:16: budget_series: 0 is out of range (expected a number of series > 0"
+                "s.yaml:6:16: budget_series: 0 is out of range (expected a number of series from 1 to 1e12"
             ),
             "{e}"
         );
