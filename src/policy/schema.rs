@@ -179,6 +179,12 @@ pub(crate) struct RawSignals {
     pub max_sample_age: Dur,
 }
 
+/// The engine's reference configuration: the single source of the policy defaults, so
+/// a minimal policy file behaves exactly like the shipped `policies/default.yaml`.
+fn example() -> crate::core::EngineConfig {
+    crate::core::EngineConfig::example(100_000.0)
+}
+
 /// Default demand query: data points entering the reduction processor per minute. With
 /// series reported once a minute this equals the number of active series.
 pub(crate) const DEFAULT_INPUT_QUERY: &str = "sum by (pipeline) (rate(otelcol_processor_incoming_items{otel_signal=\"metrics\", processor=\"filter/phoenix\"}[1m])) * 60";
@@ -218,12 +224,13 @@ pub(crate) struct RawPid {
 
 impl Default for RawPid {
     fn default() -> Self {
+        let p = example().pid;
         RawPid {
-            kp: 0.0,
-            ki: 0.001,
-            kd: 0.0,
-            i_limit: 0.05,
-            output_limit: 0.1,
+            kp: p.kp,
+            ki: p.ki,
+            kd: p.kd,
+            i_limit: p.i_limit,
+            output_limit: p.output_limit,
         }
     }
 }
@@ -248,11 +255,12 @@ pub(crate) struct RawHysteresis {
 
 impl Default for RawHysteresis {
     fn default() -> Self {
+        let h = example().hysteresis;
         RawHysteresis {
-            escalate_above: 0.97,
-            relax_below: 0.9,
-            escalate_ticks: 1,
-            relax_ticks: 1,
+            escalate_above: h.escalate_above,
+            relax_below: h.relax_below,
+            escalate_ticks: h.escalate_ticks,
+            relax_ticks: h.relax_ticks,
         }
     }
 }
@@ -281,13 +289,15 @@ pub(crate) struct RawPrediction {
 
 impl Default for RawPrediction {
     fn default() -> Self {
+        let e = example();
+        let p = e.prediction;
         RawPrediction {
-            window: Dur::secs(120),
-            horizon: Dur::secs(15),
-            volatility_k: 1.0,
-            relax_window: Dur::secs(120),
-            persistence_threshold: 0.5,
-            transient_confirm_ticks: 2,
+            window: Dur(e.tick * p.window_ticks),
+            horizon: Dur(e.tick * p.horizon_ticks),
+            volatility_k: p.volatility_k,
+            relax_window: Dur(e.tick * p.relax_window_ticks),
+            persistence_threshold: p.persistence_threshold,
+            transient_confirm_ticks: p.transient_confirm_ticks,
         }
     }
 }
@@ -329,9 +339,10 @@ pub(crate) struct RawMinDwell {
 
 impl Default for RawMinDwell {
     fn default() -> Self {
+        let g = example().guards;
         RawMinDwell {
-            escalate: Dur::secs(15),
-            relax: Dur::secs(120),
+            escalate: Dur(g.min_dwell_escalate),
+            relax: Dur(g.min_dwell_relax),
         }
     }
 }
@@ -352,9 +363,10 @@ pub(crate) struct RawSwitchBudget {
 
 impl Default for RawSwitchBudget {
     fn default() -> Self {
+        let b = example().guards.switch_budget;
         RawSwitchBudget {
-            max_switches: 6,
-            window: Dur::secs(3600),
+            max_switches: b.max_switches,
+            window: Dur(b.window),
         }
     }
 }
@@ -377,10 +389,11 @@ pub(crate) struct RawOscillation {
 
 impl Default for RawOscillation {
     fn default() -> Self {
+        let o = example().guards.oscillation;
         RawOscillation {
-            window: Dur::secs(600),
-            cooldown: Dur::secs(900),
-            max_doublings: 3,
+            window: Dur(o.window),
+            cooldown: Dur(o.cooldown),
+            max_doublings: o.max_doublings,
         }
     }
 }
@@ -401,9 +414,10 @@ pub(crate) struct RawEmergency {
 
 impl Default for RawEmergency {
     fn default() -> Self {
+        let e = example().guards.emergency;
         RawEmergency {
-            hard_ratio: 1.5,
-            lockout: Dur::secs(600),
+            hard_ratio: e.hard_ratio,
+            lockout: Dur(e.lockout),
         }
     }
 }

@@ -291,7 +291,7 @@ fn hard_ratio_must_exceed_escalate_above() {
     assert_eq!(ls.len(), 1, "{ls:#?}");
     assert!(
         ls[0].contains(
-            "guards.emergency.hard_ratio: 0.95 must be > hysteresis.escalate_above (0.97)"
+            "guards.emergency.hard_ratio: 0.95 must be > hysteresis.escalate_above (0.987)"
         ),
         "{ls:#?}"
     );
@@ -430,7 +430,10 @@ fn non_finite_and_negative_values() {
         ls[0].contains("target_ratio: NaN (not a finite number) must be in (0, 1]"),
         "{ls:#?}"
     );
-    assert!(ls[1].contains("budget_series: -5 must be in [1, 1e12]"), "{ls:#?}");
+    assert!(
+        ls[1].contains("budget_series: -5 must be in [1, 1e12]"),
+        "{ls:#?}"
+    );
     assert!(
         ls[2].contains("pid.ki: inf (not a finite number) must be >= 0"),
         "{ls:#?}"
