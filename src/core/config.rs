@@ -5,6 +5,7 @@
 //! layer checks ranges and cross-field rules); the engine still clamps where a bad value
 //! could make it misbehave rather than merely decide badly.
 
+use super::anomaly::{DEFAULT_THRESHOLD, DetectorKind};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -124,6 +125,26 @@ pub struct BadInputConfig {
     pub fallback_profile: Option<usize>,
 }
 
+/// Anomaly watching: which signals are scored, by which detector, and when an explosion
+/// turns into an emergency request.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AnomalyConfig {
+    /// Detector run on each watched signal.
+    pub detector: DetectorKind,
+    /// Score the input (demand) signal.
+    pub watch_input: bool,
+    /// Score the output signal.
+    pub watch_output: bool,
+    /// Score at or above which a signal counts as anomalous.
+    pub threshold: f64,
+    /// Whether the explosion rule may request an emergency (scores are reported either way).
+    pub request_emergency: bool,
+    /// Ticks of output history for the linear trend (`predict_linear`).
+    pub trend_window_ticks: u32,
+    /// The explosion rule fires when the trend crosses the budget within this many ticks.
+    pub horizon_ticks: u32,
+}
+
 /// Everything one pipeline's engine needs to decide.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EngineConfig {
@@ -152,6 +173,8 @@ pub struct EngineConfig {
     /// Ticks after a switch during which output/input is not used to measure retention
     /// (the collector may still be reloading).
     pub settle_ticks: u32,
+    /// Anomaly detection on the pipeline's signals; `None` disables it.
+    pub anomaly: Option<AnomalyConfig>,
 }
 
 impl EngineConfig {
@@ -220,6 +243,15 @@ impl EngineConfig {
                 fallback_profile: None,
             },
             settle_ticks: 2,
+            anomaly: Some(AnomalyConfig {
+                detector: DetectorKind::Ensemble,
+                watch_input: true,
+                watch_output: true,
+                threshold: DEFAULT_THRESHOLD,
+                request_emergency: true,
+                trend_window_ticks: 8,
+                horizon_ticks: 40,
+            }),
         }
     }
 

@@ -10,7 +10,8 @@
 //! with the guard's name. Bad input holds, never relaxes, and may fall back to a more
 //! protective profile after K ticks.
 
-use super::config::EngineConfig;
+use super::anomaly::Detector;
+use super::config::{AnomalyConfig, EngineConfig};
 use super::event::{
     Action, Blocked, Cause, Decision, Evaluation, Event, Guard, Hold, HoldReason, Step,
 };
@@ -41,6 +42,34 @@ pub struct OverrideState {
     pub until: Timestamp,
     /// Who pinned it.
     pub by: String,
+}
+
+/// Anomaly detectors of one pipeline, with the output history for the trend.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AnomalyState {
+    /// Detector on the input signal, if watched.
+    pub input: Option<Detector>,
+    /// Detector on the output signal, if watched.
+    pub output: Option<Detector>,
+    /// Recent output, for the linear trend.
+    pub output_history: DemandHistory,
+}
+
+impl AnomalyState {
+    fn new(cfg: &AnomalyConfig) -> Self {
+        AnomalyState {
+            input: cfg.watch_input.then(|| Detector::new(cfg.detector)),
+            output: cfg.watch_output.then(|| Detector::new(cfg.detector)),
+            output_history: DemandHistory::default(),
+        }
+    }
+
+    /// True if these detectors are what `cfg` asks for (so a restored state can be kept).
+    fn matches(&self, cfg: &AnomalyConfig) -> bool {
+        self.input.is_some() == cfg.watch_input
+            && self.output.is_some() == cfg.watch_output
+            && self.input.iter().chain(self.output.iter()).all(|d| d.kind() == cfg.detector)
+    }
 }
 
 /// Everything the engine remembers between steps. Serialisable so the daemon can persist
@@ -89,6 +118,8 @@ pub struct EngineState {
     pub healthy_ticks: u64,
     /// Retention measured per profile (EWMA of output/input while settled in it).
     pub measured_retention: Vec<Option<f64>>,
+    /// Anomaly detectors, when the policy watches signals.
+    pub anomaly: Option<AnomalyState>,
 }
 
 /// One pipeline's controller.
@@ -132,6 +163,7 @@ impl Engine {
             last_excursion_tick: None,
             healthy_ticks: 0,
             measured_retention: vec![None; cfg.profiles.len()],
+            anomaly: cfg.anomaly.as_ref().map(AnomalyState::new),
         };
         Engine { cfg, state }
     }
@@ -141,6 +173,12 @@ impl Engine {
     pub fn restore(cfg: EngineConfig, mut state: EngineState) -> Self {
         state.current = state.current.min(cfg.most_reducing());
         state.measured_retention.resize(cfg.profiles.len(), None);
+        // A policy change may start or stop watching signals; keep what still applies.
+        state.anomaly = match (&cfg.anomaly, state.anomaly.take()) {
+            (None, _) => None,
+            (Some(a), Some(old)) if old.matches(a) => Some(old),
+            (Some(a), _) => Some(AnomalyState::new(a)),
+        };
         if let Some(p) = &state.pinned
             && p.profile > cfg.most_reducing()
         {
@@ -229,6 +267,9 @@ impl Engine {
                         ratio: hard,
                     });
                 }
+                if emergency.is_none() {
+                    emergency = self.explosion(&eval, output);
+                }
                 match emergency {
                     Some(c) => Some((self.cfg.most_reducing(), c)),
                     None => wanted,
@@ -237,7 +278,10 @@ impl Engine {
         };
         let is_emergency = matches!(
             wanted,
-            Some((_, Cause::HardLimit { .. } | Cause::Requested { .. }))
+            Some((
+                _,
+                Cause::HardLimit { .. } | Cause::Requested { .. } | Cause::Anomaly { .. }
+            ))
         );
         if is_emergency {
             self.state.lockout_until = Some(now.plus(self.cfg.guards.emergency.lockout));
@@ -346,6 +390,7 @@ impl Engine {
         input: f64,
         output: f64,
     ) -> (Evaluation, Option<(usize, Cause)>) {
+        let (anomaly_input, anomaly_output) = self.score(now, input, output);
         let cfg = &self.cfg;
         let cur = self.state.current;
         let budget = cfg.budget_series;
@@ -389,6 +434,8 @@ impl Engine {
             pressure,
             predicted_input: fc.escalate,
             measured_retention: self.state.measured_retention[cur],
+            anomaly_input,
+            anomaly_output,
         };
 
         let h = cfg.hysteresis;
@@ -461,6 +508,43 @@ impl Engine {
             None
         };
         (eval, wanted)
+    }
+
+    /// Scores the watched signals and records output for the trend.
+    fn score(&mut self, now: Timestamp, input: f64, output: f64) -> (Option<f64>, Option<f64>) {
+        let (Some(cfg), Some(st)) = (&self.cfg.anomaly, &mut self.state.anomaly) else {
+            return (None, None);
+        };
+        st.output_history.push(output, cfg.trend_window_ticks.max(2) as usize);
+        let s_in = st.input.as_mut().map(|d| d.update(now, input));
+        let s_out = st.output.as_mut().map(|d| d.update(now, output));
+        (s_in, s_out)
+    }
+
+    /// The explosion rule: a watched signal is anomalous *and* the output's linear trend
+    /// crosses the budget within the horizon. Either alone is common and harmless (a dip
+    /// is anomalous, a daily peak trends up); together they are the unbounded-label case
+    /// that must not wait for the ladder's normal pace.
+    fn explosion(&self, eval: &Evaluation, output: f64) -> Option<Cause> {
+        let cfg = self.cfg.anomaly.as_ref().filter(|a| a.request_emergency)?;
+        let st = self.state.anomaly.as_ref()?;
+        let (signal, score) = [("input", eval.anomaly_input), ("output", eval.anomaly_output)]
+            .into_iter()
+            .filter_map(|(n, s)| s.map(|s| (n, s)))
+            .max_by(|a, b| a.1.total_cmp(&b.1))?;
+        if score < cfg.threshold || self.state.current == self.cfg.most_reducing() {
+            return None;
+        }
+        let w = cfg.trend_window_ticks.max(2) as usize;
+        let predicted = st.output_history.forecast(w, cfg.horizon_ticks, 0.0, 1).escalate;
+        let budget = self.cfg.budget_series;
+        (predicted > budget && predicted > output && output <= budget).then(|| Cause::Anomaly {
+            signal: signal.to_string(),
+            score,
+            output,
+            predicted_output: predicted,
+            horizon_ticks: cfg.horizon_ticks,
+        })
     }
 
     /// Checks a wanted switch against every guard; the first that refuses is named.

@@ -59,6 +59,10 @@ pub struct Evaluation {
     pub predicted_input: f64,
     /// Retention measured while the current profile is active, if known yet.
     pub measured_retention: Option<f64>,
+    /// Anomaly score of the input signal, if watched.
+    pub anomaly_input: Option<f64>,
+    /// Anomaly score of the output signal, if watched.
+    pub anomaly_output: Option<f64>,
 }
 
 /// Why a switch happened.
@@ -90,6 +94,19 @@ pub enum Cause {
         output: f64,
         /// Hard ratio of budget.
         ratio: f64,
+    },
+    /// The anomaly detector saw an explosion heading over the budget.
+    Anomaly {
+        /// Signal that scored (`input` or `output`).
+        signal: String,
+        /// Its score.
+        score: f64,
+        /// Observed output.
+        output: f64,
+        /// Output the trend predicts at the horizon.
+        predicted_output: f64,
+        /// The horizon, in ticks.
+        horizon_ticks: u32,
     },
     /// An external emergency request.
     Requested {
@@ -138,6 +155,7 @@ impl Decision {
             Cause::Pressure { .. } => "pressure",
             Cause::Fits { .. } => "fits",
             Cause::HardLimit { .. } => "hard_limit",
+            Cause::Anomaly { .. } => "anomaly",
             Cause::Requested { .. } => "emergency_request",
             Cause::Override { .. } => "override",
             Cause::OverrideExpired => "override_expired",
@@ -204,6 +222,13 @@ impl fmt::Display for Decision {
                 "emergency: output {} > {:.0}% of budget {}",
                 fmt_series(*output),
                 ratio * 100.0,
+                b
+            ),
+            Cause::Anomaly { signal, score, output, predicted_output, horizon_ticks } => write!(
+                f,
+                "emergency: {signal} anomaly score {score:.2} and output {} trending to {} > budget {} within {horizon_ticks} ticks",
+                fmt_series(*output),
+                fmt_series(*predicted_output),
                 b
             ),
             Cause::Requested { reason } => write!(f, "emergency requested: {reason}"),

@@ -5,6 +5,7 @@
 //! the simulator drive the same `Engine::step`, so recorded observations replay to the
 //! same decisions.
 
+pub mod anomaly;
 pub mod config;
 pub mod engine;
 pub mod event;

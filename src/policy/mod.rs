@@ -308,6 +308,8 @@ impl ValidatedPolicy {
                 fallback_profile,
             },
             settle_ticks: self.settle_ticks,
+            // Placeholder until the policy schema has an `anomaly` section.
+            anomaly: EngineConfig::example(budget_series).anomaly,
         }
     }
 }

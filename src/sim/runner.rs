@@ -51,12 +51,18 @@ pub trait Controller {
     fn name(&self) -> &str;
     /// Decide after observing a tick; sentences for switches go to `texts`.
     fn decide(&mut self, view: &TickView, texts: &mut Vec<String>) -> (usize, Note);
+    /// The anomaly score the controller computed on the last tick, if it scores signals.
+    fn last_anomaly(&self) -> Option<f32> {
+        None
+    }
 }
 
 /// A policy: the real engine, stepped exactly as the daemon steps it.
 pub struct PolicyController {
     name: String,
     engine: Engine,
+    // Highest score of the watched signals on the last healthy tick.
+    anomaly: Option<f32>,
 }
 
 impl PolicyController {
@@ -65,6 +71,7 @@ impl PolicyController {
         PolicyController {
             name: name.into(),
             engine,
+            anomaly: None,
         }
     }
 }
@@ -89,6 +96,7 @@ impl Controller for PolicyController {
         };
         let step = self.engine.step(v.now, &obs);
         let mut note = Note::None;
+        self.anomaly = None;
         for ev in &step.events {
             match ev {
                 Event::Switched(d) => {
@@ -97,10 +105,20 @@ impl Controller for PolicyController {
                 }
                 Event::Blocked(b) if note == Note::None => note = Note::Blocked(b.guard),
                 Event::Held(h) if note == Note::None => note = Note::Hold(h.reason),
+                Event::Evaluated(e) => {
+                    self.anomaly = match (e.anomaly_input, e.anomaly_output) {
+                        (Some(a), Some(b)) => Some(a.max(b) as f32),
+                        (a, b) => a.or(b).map(|x| x as f32),
+                    }
+                }
                 _ => {}
             }
         }
         (self.engine.current(), note)
+    }
+
+    fn last_anomaly(&self) -> Option<f32> {
+        self.anomaly
     }
 }
 
@@ -204,7 +222,7 @@ pub fn run(
             profile: in_force as u8,
             decided: decided as u8,
             note,
-            anomaly: None,
+            anomaly: ctl.last_anomaly(),
         });
         if i & 0xFFFF == 0xFFFF {
             progress(i as u64 + 1);
