@@ -1,11 +1,15 @@
 //! The `phoenix` command line: `simulate` replays traces through policies and baselines,
-//! `policy check` validates policy files. Errors end here as one line, never a backtrace.
+//! `policy check` validates policy files, `anomaly score|bench` runs the detectors (and
+//! the NAB benchmark). Errors end here as one line, never a backtrace.
 
 use anyhow::{Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
+use phoenix::core::anomaly::{DEFAULT_THRESHOLD, Detector, DetectorKind};
 use phoenix::core::config::ProfileSpec;
 use phoenix::policy::{ValidatedPolicy, check_files};
+use phoenix::sim::nab::{self, Corpus};
+use phoenix::sim::nab_baselines::WindowedGaussian;
 use phoenix::sim::record::ControllerRun;
 use phoenix::sim::report::{self, Metrics};
 use phoenix::sim::runner::Plant;
@@ -34,6 +38,11 @@ enum Command {
     Policy {
         #[command(subcommand)]
         command: PolicyCommand,
+    },
+    /// Anomaly detectors on recorded series: score a file, or benchmark on NAB.
+    Anomaly {
+        #[command(subcommand)]
+        command: AnomalyCommand,
     },
 }
 
@@ -165,6 +174,7 @@ fn main() -> ExitCode {
         Command::Policy {
             command: PolicyCommand::Check { files },
         } => policy_check(&files),
+        Command::Anomaly { command } => anomaly(command),
     };
     match result {
         Ok(code) => code,
@@ -422,4 +432,231 @@ fn print_report(
 
 fn args_tick(args: &SimulateArgs, runs: &[ControllerRun]) -> Duration {
     runs.first().map_or(args.tick, |r| r.tick)
+}
+
+// ---------------------------------------------------------------------------------------
+// anomaly
+
+#[derive(Subcommand, Debug)]
+enum AnomalyCommand {
+    /// Score every row of a CSV; writes `timestamp,value,anomaly_score` (NAB's result
+    /// format) with the timestamps as written in the input.
+    Score(AnomalyScoreArgs),
+    /// Run a detector over a NAB corpus and print its NAB scores (standard, reward_low_FP,
+    /// reward_low_FN) per category and overall.
+    Bench(AnomalyBenchArgs),
+}
+
+#[derive(Args, Debug)]
+struct AnomalyScoreArgs {
+    /// CSV file (`timestamp,value`; with several columns, `input` or else the first).
+    file: PathBuf,
+    /// Detector: zscore, mad, ewma, trend, seasonal, ensemble, or NAB's windowed_gaussian.
+    #[arg(long, default_value = "ensemble", value_parser = parse_detector)]
+    detector: DetectorChoice,
+    /// Write here (atomically) instead of stdout.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Write 1 where the score reaches the detector's threshold (DEFAULT_THRESHOLD;
+    /// 1.0 for windowed_gaussian), else 0.
+    #[arg(long)]
+    binary: bool,
+}
+
+#[derive(Args, Debug)]
+struct AnomalyBenchArgs {
+    /// NAB-layout folder: data/<category>/<file>.csv and labels/combined_windows.json.
+    #[arg(long)]
+    nab: PathBuf,
+    /// Detector: zscore, mad, ewma, trend, seasonal, ensemble, or NAB's windowed_gaussian.
+    #[arg(long, default_value = "ensemble", value_parser = parse_detector)]
+    detector: DetectorChoice,
+    /// The one threshold for the corpus (default: DEFAULT_THRESHOLD; 1.0, NAB's published
+    /// threshold, for windowed_gaussian).
+    #[arg(long, value_parser = parse_threshold)]
+    threshold: Option<f64>,
+}
+
+/// A detector named on the command line: one of the core's, or NAB's baseline.
+#[derive(Clone, Copy, Debug)]
+enum DetectorChoice {
+    Core(DetectorKind),
+    WindowedGaussian,
+}
+
+impl DetectorChoice {
+    fn name(self) -> String {
+        match self {
+            DetectorChoice::Core(kind) => serde_json::to_value(kind)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_else(|| format!("{kind:?}")),
+            DetectorChoice::WindowedGaussian => "windowed_gaussian".into(),
+        }
+    }
+
+    /// The threshold its scores are meant to be cut at.
+    fn default_threshold(self) -> f64 {
+        match self {
+            DetectorChoice::Core(_) => DEFAULT_THRESHOLD,
+            DetectorChoice::WindowedGaussian => WindowedGaussian::NAB_THRESHOLD,
+        }
+    }
+
+    fn start(self) -> Scorer {
+        match self {
+            DetectorChoice::Core(kind) => Scorer::Core(Box::new(Detector::new(kind))),
+            DetectorChoice::WindowedGaussian => Scorer::Gaussian(Box::new(WindowedGaussian::new())),
+        }
+    }
+}
+
+/// A running detector of either family.
+enum Scorer {
+    Core(Box<Detector>),
+    Gaussian(Box<WindowedGaussian>),
+}
+
+impl Scorer {
+    /// One score per row; a missing value (NaN) scores 0 and is not shown to the detector,
+    /// as the daemon shows it no `Empty` observation.
+    fn run(mut self, timestamps: &[phoenix::core::Timestamp], values: &[f64]) -> Vec<f64> {
+        timestamps
+            .iter()
+            .zip(values)
+            .map(|(&at, &v)| match &mut self {
+                _ if v.is_nan() => 0.0,
+                Scorer::Core(d) => d.update(at, v),
+                Scorer::Gaussian(d) => d.update(v),
+            })
+            .collect()
+    }
+}
+
+/// Names are the policy files' snake_case names (taken from `DetectorKind`'s serde form, so
+/// new kinds are accepted as they appear), plus `windowed_gaussian`.
+fn parse_detector(s: &str) -> Result<DetectorChoice, String> {
+    if s == "windowed_gaussian" {
+        return Ok(DetectorChoice::WindowedGaussian);
+    }
+    serde_json::from_value(serde_json::Value::String(s.to_string()))
+        .map(DetectorChoice::Core)
+        .map_err(|e| format!("{e}, or `windowed_gaussian` (NAB's baseline)"))
+}
+
+fn parse_threshold(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(t) if t.is_finite() => Ok(t),
+        _ => Err(format!("{s:?} is not a finite number (e.g. 0.5)")),
+    }
+}
+
+fn anomaly(command: AnomalyCommand) -> Result<ExitCode> {
+    match command {
+        AnomalyCommand::Score(args) => anomaly_score(&args),
+        AnomalyCommand::Bench(args) => anomaly_bench(&args),
+    }
+}
+
+fn anomaly_score(args: &AnomalyScoreArgs) -> Result<ExitCode> {
+    if let Some(out) = &args.out {
+        check_output_path(out)?;
+    }
+    let trace = read_trace(&args.file)?;
+    // read_trace reads JSON too; the result format wants the CSV's own timestamp text.
+    let text = std::fs::read_to_string(&args.file)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", args.file.display()))?;
+    if text
+        .trim_start_matches('\u{feff}')
+        .trim_start()
+        .starts_with('{')
+    {
+        bail!(
+            "{}: not a CSV file (anomaly score reads `timestamp,value` CSV, like NAB's data files)",
+            args.file.display()
+        );
+    }
+    let timestamps = nab::csv_timestamp_cells(&text);
+    if timestamps.len() != trace.len() {
+        bail!(
+            "{}: found {} timestamp cells for {} rows (check the file's line structure)",
+            args.file.display(),
+            timestamps.len(),
+            trace.len()
+        );
+    }
+    let values = trace.demand();
+    let mut scores = args.detector.start().run(&trace.timestamps, values);
+    if args.binary {
+        let threshold = args.detector.default_threshold();
+        for s in &mut scores {
+            *s = if *s >= threshold { 1.0 } else { 0.0 };
+        }
+    }
+    match &args.out {
+        Some(out) => nab::write_results_file(out, &timestamps, values, &scores)
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", out.display()))?,
+        None => {
+            let stdout = std::io::stdout();
+            let mut w = std::io::BufWriter::new(stdout.lock());
+            match nab::write_results(&mut w, &timestamps, values, &scores) {
+                // A reader that stopped early (`| head`) is not an error.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                other => other.map_err(|e| anyhow::anyhow!("cannot write to stdout: {e}"))?,
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn anomaly_bench(args: &AnomalyBenchArgs) -> Result<ExitCode> {
+    let corpus = Corpus::load(&args.nab)?;
+    let threshold = args
+        .threshold
+        .unwrap_or_else(|| args.detector.default_threshold());
+    let mut scores = Vec::with_capacity(corpus.files.len());
+    let mut busy = Duration::ZERO;
+    for f in &corpus.files {
+        let started = Instant::now();
+        scores.push(args.detector.start().run(&f.timestamps, &f.values));
+        busy += started.elapsed();
+    }
+    let report = nab::score_corpus(&corpus, &scores, threshold);
+    println!(
+        "detector {} on {} ({} files, {} rows, {} anomaly windows)",
+        args.detector.name(),
+        args.nab.display(),
+        corpus.files.len(),
+        corpus.rows(),
+        corpus.windows()
+    );
+    print!("{}", report.table());
+    println!();
+    println!(
+        "optimal threshold per profile (for information; NAB's way: the one threshold maximising the corpus score):"
+    );
+    for profile in &nab::PROFILES {
+        let opt = nab::optimize_threshold(&corpus, &scores, profile);
+        let threshold = if opt.threshold.is_finite() {
+            format!("{}", opt.threshold)
+        } else {
+            "above every score (never fire)".into()
+        };
+        let score = match opt.normalised {
+            Some(n) => format!("{n:.2}"),
+            None => format!("raw {:.2}", opt.raw),
+        };
+        println!("  {:<14} {score:>8} at threshold {threshold}", profile.name);
+    }
+    let rows = corpus.rows();
+    let secs = busy.as_secs_f64();
+    if secs > 0.0 {
+        println!(
+            "scored {rows} points in {secs:.3} s ({:.0} points/s, detector time only)",
+            rows as f64 / secs
+        );
+    } else {
+        println!("scored {rows} points in under a microsecond");
+    }
+    Ok(ExitCode::SUCCESS)
 }

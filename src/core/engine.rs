@@ -53,6 +53,20 @@ pub struct AnomalyState {
     pub output: Option<Detector>,
     /// Recent output, for the linear trend.
     pub output_history: DemandHistory,
+    /// The last time a watched signal scored at or above the threshold: healthy ticks
+    /// since, which signal, and its score (for the sentence).
+    pub last_flag: Option<Flag>,
+}
+
+/// A watched signal scoring at or above the threshold.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Flag {
+    /// Healthy ticks since it happened.
+    pub ticks_ago: u32,
+    /// True for the output signal, false for the input.
+    pub output: bool,
+    /// The score.
+    pub score: f64,
 }
 
 impl AnomalyState {
@@ -61,6 +75,7 @@ impl AnomalyState {
             input: cfg.watch_input.then(|| Detector::new(cfg.detector)),
             output: cfg.watch_output.then(|| Detector::new(cfg.detector)),
             output_history: DemandHistory::default(),
+            last_flag: None,
         }
     }
 
@@ -68,7 +83,11 @@ impl AnomalyState {
     fn matches(&self, cfg: &AnomalyConfig) -> bool {
         self.input.is_some() == cfg.watch_input
             && self.output.is_some() == cfg.watch_output
-            && self.input.iter().chain(self.output.iter()).all(|d| d.kind() == cfg.detector)
+            && self
+                .input
+                .iter()
+                .chain(self.output.iter())
+                .all(|d| d.kind() == cfg.detector)
     }
 }
 
@@ -135,6 +154,9 @@ const RETENTION_ALPHA: f64 = 0.2;
 // No pipeline has this many series; a larger value is a broken exporter or query, and
 // letting it in would overflow the control arithmetic.
 const MAX_SERIES: f64 = 1e15;
+// How straight the output's recent rise must be for the explosion rule: a least-squares
+// line explaining 80% of the variance is a ramp, not noise or a lone spike.
+const EXPLOSION_R2: f64 = 0.8;
 // Memory of the excursion-persistence estimate: about the last five excursions.
 const PERSISTENCE_ALPHA: f64 = 0.2;
 
@@ -268,7 +290,7 @@ impl Engine {
                     });
                 }
                 if emergency.is_none() {
-                    emergency = self.explosion(&eval, output);
+                    emergency = self.explosion(output);
                 }
                 match emergency {
                     Some(c) => Some((self.cfg.most_reducing(), c)),
@@ -515,35 +537,50 @@ impl Engine {
         let (Some(cfg), Some(st)) = (&self.cfg.anomaly, &mut self.state.anomaly) else {
             return (None, None);
         };
-        st.output_history.push(output, cfg.trend_window_ticks.max(2) as usize);
+        st.output_history
+            .push(output, cfg.trend_window_ticks.max(2) as usize);
         let s_in = st.input.as_mut().map(|d| d.update(now, input));
         let s_out = st.output.as_mut().map(|d| d.update(now, output));
+        if let Some(f) = &mut st.last_flag {
+            f.ticks_ago = f.ticks_ago.saturating_add(1);
+        }
+        for (output, s) in [(false, s_in), (true, s_out)] {
+            if let Some(score) = s.filter(|&s| s >= cfg.threshold) {
+                st.last_flag = Some(Flag {
+                    ticks_ago: 0,
+                    output,
+                    score,
+                });
+            }
+        }
         (s_in, s_out)
     }
 
-    /// The explosion rule: a watched signal is anomalous *and* the output's linear trend
-    /// crosses the budget within the horizon. Either alone is common and harmless (a dip
-    /// is anomalous, a daily peak trends up); together they are the unbounded-label case
-    /// that must not wait for the ladder's normal pace.
-    fn explosion(&self, eval: &Evaluation, output: f64) -> Option<Cause> {
+    /// The explosion rule: a watched signal was flagged anomalous within the trend window,
+    /// the output's recent history is a clean upward line (R² ≥ `EXPLOSION_R2`), and that
+    /// line crosses the budget within the horizon. Each alone is common and harmless (a
+    /// dip or a lone spike is anomalous, a daily peak trends up); together they are the
+    /// unbounded-label case that must not wait for the ladder's normal pace.
+    fn explosion(&self, output: f64) -> Option<Cause> {
         let cfg = self.cfg.anomaly.as_ref().filter(|a| a.request_emergency)?;
         let st = self.state.anomaly.as_ref()?;
-        let (signal, score) = [("input", eval.anomaly_input), ("output", eval.anomaly_output)]
-            .into_iter()
-            .filter_map(|(n, s)| s.map(|s| (n, s)))
-            .max_by(|a, b| a.1.total_cmp(&b.1))?;
-        if score < cfg.threshold || self.state.current == self.cfg.most_reducing() {
+        if self.state.current == self.cfg.most_reducing() {
             return None;
         }
-        let w = cfg.trend_window_ticks.max(2) as usize;
-        let predicted = st.output_history.forecast(w, cfg.horizon_ticks, 0.0, 1).escalate;
+        let w = cfg.trend_window_ticks.max(3);
+        let flag = st.last_flag.filter(|f| f.ticks_ago < w)?;
+        let fit = st.output_history.trend_fit(w as usize)?;
+        let predicted = fit.fitted_latest + fit.slope * f64::from(cfg.horizon_ticks);
         let budget = self.cfg.budget_series;
-        (predicted > budget && predicted > output && output <= budget).then(|| Cause::Anomaly {
-            signal: signal.to_string(),
-            score,
+        if !(fit.slope > 0.0 && fit.r2 >= EXPLOSION_R2 && predicted > budget) {
+            return None;
+        }
+        Some(Cause::Anomaly {
+            signal: if flag.output { "output" } else { "input" }.to_string(),
+            score: flag.score,
             output,
             predicted_output: predicted,
-            horizon_ticks: cfg.horizon_ticks,
+            horizon: self.cfg.tick * cfg.horizon_ticks,
         })
     }
 

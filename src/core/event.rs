@@ -105,8 +105,8 @@ pub enum Cause {
         output: f64,
         /// Output the trend predicts at the horizon.
         predicted_output: f64,
-        /// The horizon, in ticks.
-        horizon_ticks: u32,
+        /// How far ahead the trend was projected.
+        horizon: Duration,
     },
     /// An external emergency request.
     Requested {
@@ -224,12 +224,19 @@ impl fmt::Display for Decision {
                 ratio * 100.0,
                 b
             ),
-            Cause::Anomaly { signal, score, output, predicted_output, horizon_ticks } => write!(
+            Cause::Anomaly {
+                signal,
+                score,
+                output,
+                predicted_output,
+                horizon,
+            } => write!(
                 f,
-                "emergency: {signal} anomaly score {score:.2} and output {} trending to {} > budget {} within {horizon_ticks} ticks",
+                "emergency: {signal} anomaly score {score:.2} and output {} rising to {} > budget {} within {}",
                 fmt_series(*output),
                 fmt_series(*predicted_output),
-                b
+                b,
+                fmt_duration(*horizon)
             ),
             Cause::Requested { reason } => write!(f, "emergency requested: {reason}"),
             Cause::Override { by, until } => write!(f, "manual override by {by} until {until}"),

@@ -102,6 +102,55 @@ impl DemandHistory {
     }
 }
 
+/// A least-squares line through recent values.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TrendFit {
+    /// Change per tick.
+    pub slope: f64,
+    /// Share of the variance the line explains, in [0, 1] (1 for a clean ramp, near 0 for
+    /// noise or a lone spike).
+    pub r2: f64,
+    /// The line's value at the latest tick.
+    pub fitted_latest: f64,
+}
+
+impl DemandHistory {
+    /// Fits a line through the last `window` values (None with fewer than 3).
+    pub fn trend_fit(&self, window: usize) -> Option<TrendFit> {
+        let n = self.values.len();
+        let w = window.min(n);
+        if w < 3 {
+            return None;
+        }
+        let nf = w as f64;
+        let mean_x = (nf - 1.0) / 2.0;
+        let (mut sy, mut sxy) = (0.0, 0.0);
+        for (j, &y) in self.values.range(n - w..).enumerate() {
+            sy += y;
+            sxy += j as f64 * y;
+        }
+        let mean_y = sy / nf;
+        let syy: f64 = self
+            .values
+            .range(n - w..)
+            .map(|&y| (y - mean_y).powi(2))
+            .sum();
+        let sxx = nf * (nf * nf - 1.0) / 12.0;
+        let cov = sxy - mean_x * sy;
+        let slope = cov / sxx;
+        let r2 = if syy > 0.0 {
+            (cov * cov / (sxx * syy)).clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        Some(TrendFit {
+            slope,
+            r2,
+            fitted_latest: mean_y + slope * (nf - 1.0 - mean_x),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,6 +183,20 @@ mod tests {
         let h = hist(&[5.0; 8]);
         let f = h.forecast(8, 1, 3.0, 8);
         assert_eq!(f.escalate, 5.0);
+    }
+
+    #[test]
+    fn a_clean_ramp_fits_and_a_spike_does_not() {
+        let ramp = hist(&[10.0, 20.0, 30.0, 40.0, 50.0, 60.0])
+            .trend_fit(6)
+            .unwrap();
+        assert!((ramp.slope - 10.0).abs() < 1e-9 && ramp.r2 > 0.999);
+        assert!((ramp.fitted_latest - 60.0).abs() < 1e-9);
+        let spike = hist(&[10.0, 11.0, 9.0, 10.0, 11.0, 10.0, 9.0, 40.0])
+            .trend_fit(8)
+            .unwrap();
+        assert!(spike.r2 < 0.5, "r2 {}", spike.r2);
+        assert!(hist(&[5.0; 8]).trend_fit(8).unwrap().r2 == 0.0);
     }
 
     #[test]

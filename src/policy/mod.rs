@@ -11,9 +11,9 @@
 //! - `validate`: ranges and cross-field rules.
 //! - `error`: [`PolicyError`] and [`Problem`].
 //!
-//! Durations are written `30s`, `5m`, `1h30m` and kept as durations; the prediction
-//! windows become tick counts only in [`ValidatedPolicy::engine_config`], with the tick
-//! actually used (the daemon's or the simulation's), so one policy fits any tick.
+//! Durations are written `30s`, `5m`, `1h30m` and kept as durations; the prediction and
+//! anomaly windows become tick counts only in [`ValidatedPolicy::engine_config`], with the
+//! tick actually used (the daemon's or the simulation's), so one policy fits any tick.
 
 mod error;
 mod locate;
@@ -26,9 +26,10 @@ mod tests;
 
 pub use error::{PolicyError, Problem};
 
+use crate::core::anomaly::DetectorKind;
 use crate::core::config::{
-    BadInputConfig, EngineConfig, GuardsConfig, HysteresisConfig, PidConfig, PredictionConfig,
-    ProfileSpec,
+    AnomalyConfig, BadInputConfig, EngineConfig, GuardsConfig, HysteresisConfig, PidConfig,
+    PredictionConfig, ProfileSpec,
 };
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -68,6 +69,26 @@ pub struct PredictionSpec {
     pub transient_confirm_ticks: u32,
 }
 
+/// Anomaly watching as written in the policy, in time; converted to ticks per engine.
+/// Present only when the policy's `anomaly.enabled` is true.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AnomalySpec {
+    /// Detector run on each watched signal.
+    pub detector: DetectorKind,
+    /// Score the input (demand) signal.
+    pub watch_input: bool,
+    /// Score the output signal.
+    pub watch_output: bool,
+    /// Score at or above which a signal is anomalous, in (0, 1].
+    pub threshold: f64,
+    /// Whether the explosion rule may request an emergency.
+    pub request_emergency: bool,
+    /// Output history for the linear trend (> 0; at least 2 ticks once converted).
+    pub trend_window: Duration,
+    /// The explosion rule fires when the trend crosses the budget within this (> 0).
+    pub horizon: Duration,
+}
+
 /// A policy that passed validation; build one with [`ValidatedPolicy::from_file`] or
 /// [`ValidatedPolicy::from_str`].
 #[derive(Clone, Debug, PartialEq)]
@@ -104,6 +125,8 @@ pub struct ValidatedPolicy {
     fallback_profile: Option<usize>,
     /// Ticks after a switch before retention is measured again.
     settle_ticks: u32,
+    /// Anomaly watching, still in time; `None` when disabled.
+    anomaly: Option<AnomalySpec>,
 }
 
 impl ValidatedPolicy {
@@ -219,6 +242,11 @@ impl ValidatedPolicy {
         &self.prediction
     }
 
+    /// Anomaly settings, in time; `None` when the policy disables anomaly watching.
+    pub fn anomaly(&self) -> Option<&AnomalySpec> {
+        self.anomaly.as_ref()
+    }
+
     /// Longest TTL a manual override may request.
     pub fn override_max_ttl(&self) -> Duration {
         self.guards.override_max_ttl
@@ -226,7 +254,8 @@ impl ValidatedPolicy {
 
     /// Engine configuration for one pipeline with this policy's ladder. Prediction windows
     /// become tick counts by `tick` (rounded up; at least 1 for the windows, the horizon
-    /// may be 0); everything else is copied.
+    /// may be 0), and so do the anomaly durations (the trend window at least 2 ticks, the
+    /// horizon at least 1); everything else is copied.
     pub fn engine_config(
         &self,
         pipeline: &str,
@@ -308,8 +337,16 @@ impl ValidatedPolicy {
                 fallback_profile,
             },
             settle_ticks: self.settle_ticks,
-            // Placeholder until the policy schema has an `anomaly` section.
-            anomaly: EngineConfig::example(budget_series).anomaly,
+            anomaly: self.anomaly.map(|a| AnomalyConfig {
+                detector: a.detector,
+                watch_input: a.watch_input,
+                watch_output: a.watch_output,
+                threshold: a.threshold,
+                request_emergency: a.request_emergency,
+                // A trend needs two points; a zero horizon would never fire.
+                trend_window_ticks: ticks(a.trend_window, tick, 2),
+                horizon_ticks: ticks(a.horizon, tick, 1),
+            }),
         }
     }
 }

@@ -227,6 +227,7 @@ pub(crate) fn parse(text: &str, rep: &mut Reporter<'_>) -> Option<Parsed> {
         settle_ticks: ctx
             .optional("settle_ticks")
             .unwrap_or_else(schema::defaults::settle_ticks),
+        anomaly: ctx.optional("anomaly").unwrap_or_default(),
     };
     if rep.problems.len() == before {
         // The section-wise pass found nothing, yet the whole file failed: report serde's

@@ -7,6 +7,7 @@
 //! defaults here are the ones documented in `docs/policy.md` and spelled out in
 //! `policies/default.yaml`; keep the three in step.
 
+use crate::core::anomaly::DetectorKind;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 use std::fmt;
@@ -127,6 +128,9 @@ pub(crate) struct RawPolicy {
     /// Ticks after a switch before retention is measured again.
     #[serde(default = "defaults::settle_ticks")]
     pub settle_ticks: u32,
+    /// Anomaly watching and the explosion rule.
+    #[serde(default)]
+    pub anomaly: RawAnomaly,
 }
 
 /// Top-level keys, in file order of `default.yaml`; used to report unknown keys and to
@@ -146,6 +150,7 @@ pub(crate) const TOP_LEVEL_KEYS: &[&str] = &[
     "guards",
     "bad_input",
     "settle_ticks",
+    "anomaly",
 ];
 
 /// One rung of the ladder.
@@ -457,6 +462,84 @@ impl Default for RawBadInput {
         RawBadInput {
             fallback_after_ticks: 4,
             fallback_profile: None,
+        }
+    }
+}
+
+/// A signal the anomaly detector may watch (policy files name them like `signals.*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum AnomalySignal {
+    /// The demand signal, `signals.input`.
+    Input,
+    /// The output signal, `signals.output`.
+    Output,
+}
+
+impl AnomalySignal {
+    /// The name a policy file uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            AnomalySignal::Input => "input",
+            AnomalySignal::Output => "output",
+        }
+    }
+}
+
+/// Anomaly watching, written in time like the prediction (converted to ticks later).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(
+    default,
+    deny_unknown_fields,
+    expecting = "a mapping with enabled, detector, signals, threshold, request_emergency, trend_window, horizon"
+)]
+pub(crate) struct RawAnomaly {
+    /// Off: no scores, no explosion rule (the engine gets no anomaly configuration).
+    pub enabled: bool,
+    /// Detector run on each watched signal.
+    pub detector: DetectorKind,
+    /// Watched signals: a non-empty subset of {input, output}, no duplicates.
+    pub signals: Vec<AnomalySignal>,
+    /// Score at or above which a signal is anomalous.
+    pub threshold: f64,
+    /// Whether the explosion rule may request an emergency.
+    pub request_emergency: bool,
+    /// Output history for the linear trend.
+    pub trend_window: Dur,
+    /// The rule fires when the trend crosses the budget within this horizon.
+    pub horizon: Dur,
+}
+
+impl Default for RawAnomaly {
+    fn default() -> Self {
+        let e = example();
+        // The example enables anomaly watching; should it ever stop doing so, the
+        // defaults stay valid values with the section switched off.
+        let enabled = e.anomaly.is_some();
+        let a = e.anomaly.unwrap_or(crate::core::config::AnomalyConfig {
+            detector: DetectorKind::Ensemble,
+            watch_input: true,
+            watch_output: true,
+            threshold: crate::core::anomaly::DEFAULT_THRESHOLD,
+            request_emergency: true,
+            trend_window_ticks: 8,
+            horizon_ticks: 40,
+        });
+        let signals = [
+            (a.watch_input, AnomalySignal::Input),
+            (a.watch_output, AnomalySignal::Output),
+        ]
+        .into_iter()
+        .filter_map(|(on, s)| on.then_some(s))
+        .collect();
+        RawAnomaly {
+            enabled,
+            detector: a.detector,
+            signals,
+            threshold: a.threshold,
+            request_emergency: a.request_emergency,
+            trend_window: Dur(e.tick * a.trend_window_ticks),
+            horizon: Dur(e.tick * a.horizon_ticks),
         }
     }
 }

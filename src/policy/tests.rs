@@ -1,6 +1,7 @@
 //! Unit tests for policy parsing and validation: shipped files, error lines, robustness.
 
 use super::*;
+use crate::core::anomaly::DetectorKind;
 use std::time::Duration;
 
 const DEFAULT: &str = include_str!(concat!(
@@ -51,6 +52,7 @@ fn shipped_policies_validate() {
     let c = ValidatedPolicy::from_str(COST_FIRST, "policies/cost-first.yaml").unwrap();
     assert_eq!(c.name(), "cost-first");
     assert_eq!(c.initial_profile(), 1);
+    assert_eq!(c.anomaly().unwrap().horizon, Duration::from_secs(20 * 60));
 }
 
 #[test]
@@ -80,7 +82,8 @@ fn default_file_matches_serde_defaults_and_core_example() {
         mini.engine_config("p", 1e5, tick)
     );
     assert_eq!(full.signals(), mini.signals());
-    // And it agrees with the core's example, apart from the fallback the file sets.
+    // And it agrees with the core's example (anomaly section included), apart from the
+    // fallback the file sets.
     let mut expected = EngineConfig::example(1e5);
     expected.pipeline = "p".to_string();
     expected.bad_input.fallback_profile = Some(2);
@@ -596,4 +599,233 @@ fn deep_nesting_is_refused_quickly() {
         );
         assert_eq!(e.problems().len(), 1, "{e}");
     }
+}
+
+#[test]
+fn anomaly_section_parses_and_converts_to_ticks() {
+    let p = ValidatedPolicy::from_str(
+        &minimal_with(
+            "anomaly:\n  enabled: true\n  detector: mad\n  signals: [output]\n  threshold: 0.7\n  request_emergency: false\n  trend_window: 100s\n  horizon: 5m\n",
+        ),
+        "m",
+    )
+    .unwrap();
+    let spec = p.anomaly().unwrap();
+    assert_eq!(spec.trend_window, Duration::from_secs(100));
+    assert_eq!(spec.horizon, Duration::from_secs(300));
+    let a = p
+        .engine_config("p", 1e4, Duration::from_secs(15))
+        .anomaly
+        .unwrap();
+    assert_eq!(
+        a,
+        AnomalyConfig {
+            detector: DetectorKind::Mad,
+            watch_input: false,
+            watch_output: true,
+            threshold: 0.7,
+            request_emergency: false,
+            trend_window_ticks: 7, // 100/15 = 6.67 -> 7
+            horizon_ticks: 20,
+        }
+    );
+    // Another tick, as the simulator may use: same durations, other counts.
+    let a = p
+        .engine_config("p", 1e4, Duration::from_secs(60))
+        .anomaly
+        .unwrap();
+    assert_eq!((a.trend_window_ticks, a.horizon_ticks), (2, 5));
+    // A trend needs two points and a horizon one tick, whatever the tick.
+    let a = p
+        .engine_config("p", 1e4, Duration::from_secs(3600))
+        .anomaly
+        .unwrap();
+    assert_eq!((a.trend_window_ticks, a.horizon_ticks), (2, 1));
+    // Through the simulator's path too.
+    let c = p.engine_config_with_ladder("p", 1e4, Duration::from_secs(15), p.profiles());
+    assert_eq!(c.anomaly.unwrap().detector, DetectorKind::Mad);
+}
+
+#[test]
+fn anomaly_defaults_come_from_the_core_example() {
+    let p = ValidatedPolicy::from_str(MINIMAL, "m").unwrap();
+    let tick = Duration::from_secs(15);
+    assert_eq!(
+        p.engine_config("p", 1e5, tick).anomaly,
+        EngineConfig::example(1e5).anomaly
+    );
+    let spec = p.anomaly().unwrap();
+    assert_eq!(spec.trend_window, Duration::from_secs(120));
+    assert_eq!(spec.horizon, Duration::from_secs(600));
+    assert_eq!(spec.threshold, crate::core::anomaly::DEFAULT_THRESHOLD);
+    // A partial section keeps the other defaults.
+    let p = ValidatedPolicy::from_str(&minimal_with("anomaly: { horizon: 30m }\n"), "m").unwrap();
+    let a = p.engine_config("p", 1e5, tick).anomaly.unwrap();
+    assert_eq!(a.horizon_ticks, 120);
+    assert_eq!(
+        a.trend_window_ticks,
+        EngineConfig::example(1e5)
+            .anomaly
+            .unwrap()
+            .trend_window_ticks
+    );
+    // Every detector name is accepted.
+    for name in ["zscore", "mad", "ewma", "trend", "seasonal", "ensemble"] {
+        let t = minimal_with(&format!("anomaly: {{ detector: {name} }}\n"));
+        assert!(ValidatedPolicy::from_str(&t, "d").is_ok(), "{name}");
+    }
+}
+
+#[test]
+fn anomaly_disabled_gives_none() {
+    let p = ValidatedPolicy::from_str(
+        &minimal_with("anomaly:\n  enabled: false\n  detector: trend\n"),
+        "m",
+    )
+    .unwrap();
+    assert_eq!(p.anomaly(), None);
+    let tick = Duration::from_secs(15);
+    assert_eq!(p.engine_config("p", 1e5, tick).anomaly, None);
+    assert_eq!(
+        p.engine_config_with_ladder("p", 1e5, tick, p.profiles())
+            .anomaly,
+        None
+    );
+    // A disabled section is still checked, so turning it on cannot surface old mistakes.
+    let ls = lines(&minimal_with("anomaly: { enabled: false, threshold: 2 }\n"));
+    assert_eq!(ls.len(), 1, "{ls:#?}");
+    assert!(
+        ls[0].starts_with("x.yaml:5:28: anomaly.threshold: 2 must be in (0, 1]"),
+        "{ls:#?}"
+    );
+}
+
+#[test]
+fn anomaly_unknown_detector_lists_the_names() {
+    let ls = lines(&minimal_with("anomaly:\n  detector: isolation_forest\n"));
+    assert_eq!(
+        ls,
+        vec![
+            "x.yaml:6:13: anomaly.detector: unknown variant `isolation_forest`, expected one of `zscore`, `mad`, `ewma`, `trend`, `seasonal`, `ensemble`"
+        ]
+    );
+}
+
+#[test]
+fn anomaly_signals_must_be_a_nonempty_set_of_known_signals() {
+    let ls = lines(&minimal_with("anomaly:\n  signals: []\n"));
+    assert_eq!(ls.len(), 1, "{ls:#?}");
+    assert!(
+        ls[0].starts_with(
+            "x.yaml:6:3: anomaly.signals: the list is empty; it must be a non-empty subset of [input, output]"
+        ),
+        "{ls:#?}"
+    );
+
+    let ls = lines(&minimal_with(
+        "anomaly:\n  signals: [output, input, output]\n",
+    ));
+    assert_eq!(
+        ls,
+        vec![
+            "x.yaml:6:28: anomaly.signals[2]: `output` is already listed at anomaly.signals[0]; each of input, output may appear once"
+        ]
+    );
+
+    let ls = lines(&minimal_with(
+        "anomaly:\n  signals:\n    - input\n    - demand\n",
+    ));
+    assert_eq!(ls.len(), 1, "{ls:#?}");
+    assert!(
+        ls[0].starts_with(
+            "x.yaml:8:7: anomaly.signals[1]: unknown variant `demand`, expected `input` or `output`"
+        ),
+        "{ls:#?}"
+    );
+}
+
+#[test]
+fn anomaly_ranges() {
+    for (v, want) in [
+        ("0", "0 must be in (0, 1]"),
+        ("-0.1", "-0.1 must be in (0, 1]"),
+        ("1.01", "1.01 must be in (0, 1]"),
+        (".nan", "NaN (not a finite number) must be in (0, 1]"),
+    ] {
+        let ls = lines(&minimal_with(&format!("anomaly:\n  threshold: {v}\n")));
+        assert_eq!(ls, vec![format!("x.yaml:6:3: anomaly.threshold: {want}")]);
+    }
+    // The extremes of the range are fine.
+    for v in ["1", "1e-9"] {
+        let t = minimal_with(&format!("anomaly: {{ threshold: {v} }}\n"));
+        assert!(ValidatedPolicy::from_str(&t, "t").is_ok(), "{v}");
+    }
+    let ls = lines(&minimal_with("anomaly:\n  horizon: 0s\n"));
+    assert_eq!(ls, vec!["x.yaml:6:3: anomaly.horizon: 0s must be > 0"]);
+    let ls = lines(&minimal_with(
+        "anomaly:\n  trend_window: 0s\n  horizon: 31d\n",
+    ));
+    assert_eq!(
+        ls,
+        vec![
+            "x.yaml:6:3: anomaly.trend_window: 0s must be > 0",
+            "x.yaml:7:3: anomaly.horizon: 31d must be <= 30d",
+        ]
+    );
+}
+
+#[test]
+fn anomaly_problems_come_with_the_rest() {
+    let text = "\
+name: t
+profiles:
+  - { name: a, retention: 0.9 }
+  - { name: b, retention: 0.5 }
+hysteresis: { escalate_above: 0.95, relax_below: 0.99 }
+anomaly:
+  signals: [input, input]
+  threshold: 0
+  horizon: 0s
+  trend_windw: 2m
+";
+    // The unknown key makes the section a parse error, reported alone; the rest is still
+    // checked.
+    let ls = lines(text);
+    assert_eq!(ls.len(), 2, "{ls:#?}");
+    assert!(
+        ls[0].starts_with("x.yaml:5:37: hysteresis.relax_below"),
+        "{ls:#?}"
+    );
+    assert!(
+        ls[1].starts_with("x.yaml:10:3: anomaly.trend_windw: unknown field `trend_windw`, expected one of `enabled`, `detector`, `signals`, `threshold`, `request_emergency`, `trend_window`, `horizon`"),
+        "{ls:#?}"
+    );
+    // Without it, every semantic problem in the section is reported at once.
+    let cut = text.replace("  trend_windw: 2m\n", "");
+    let ls = lines(&cut);
+    assert_eq!(ls.len(), 4, "{ls:#?}");
+    assert!(
+        ls[1].starts_with("x.yaml:7:20: anomaly.signals[1]: `input` is already listed"),
+        "{ls:#?}"
+    );
+    assert!(
+        ls[2].starts_with("x.yaml:8:3: anomaly.threshold: 0 must be in (0, 1]"),
+        "{ls:#?}"
+    );
+    assert!(
+        ls[3].starts_with("x.yaml:9:3: anomaly.horizon: 0s must be > 0"),
+        "{ls:#?}"
+    );
+    // The section name is known at the top level.
+    let ls = lines(&minimal_with("anomaly: { enabled: yes }\nanomalies: {}\n"));
+    assert_eq!(ls.len(), 2, "{ls:#?}");
+    assert!(
+        ls[0].starts_with("x.yaml:5:21: anomaly.enabled: invalid type"),
+        "{ls:#?}"
+    );
+    assert!(
+        ls[1].starts_with("x.yaml:6:1: anomalies: unknown field"),
+        "{ls:#?}"
+    );
+    assert!(ls[1].ends_with("settle_ticks, anomaly"), "{ls:#?}");
 }

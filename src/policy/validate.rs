@@ -6,8 +6,8 @@
 //! allowed range, so the fix is obvious from the line alone.
 
 use super::parse::{Parsed, Reporter};
-use super::schema::Dur;
-use super::{PredictionSpec, Signals, ValidatedPolicy};
+use super::schema::{AnomalySignal, Dur};
+use super::{AnomalySpec, PredictionSpec, Signals, ValidatedPolicy};
 use crate::core::config::{
     EmergencyConfig, GuardsConfig, HysteresisConfig, OscillationConfig, PidConfig, ProfileSpec,
     SwitchBudget,
@@ -596,6 +596,37 @@ pub(crate) fn validate(parsed: Parsed, rep: &mut Reporter<'_>) -> Option<Validat
         }
     }
 
+    // Anomaly watching. Checked even when disabled, so switching it on later cannot
+    // surface old mistakes at the worst moment.
+    let an = &raw.anomaly;
+    if ok("anomaly") {
+        if an.signals.is_empty() {
+            rep.at(
+                "anomaly.signals",
+                "the list is empty; it must be a non-empty subset of [input, output] (to watch nothing, set anomaly.enabled: false)",
+            );
+        }
+        for (i, sig) in an.signals.iter().enumerate() {
+            if let Some(j) = an.signals[..i].iter().position(|t| t == sig) {
+                rep.at(
+                    &format!("anomaly.signals[{i}]"),
+                    format!(
+                        "`{}` is already listed at anomaly.signals[{j}]; each of input, output may appear once",
+                        sig.name()
+                    ),
+                );
+            }
+        }
+        rep.range(
+            "anomaly.threshold",
+            an.threshold,
+            End::Open(0.0),
+            End::Closed(1.0),
+        );
+        rep.duration("anomaly.trend_window", an.trend_window, true, MAX_DURATION);
+        rep.duration("anomaly.horizon", an.horizon, true, MAX_DURATION);
+    }
+
     if !rep.problems.is_empty() {
         return None;
     }
@@ -656,5 +687,14 @@ pub(crate) fn validate(parsed: Parsed, rep: &mut Reporter<'_>) -> Option<Validat
         fallback_after_ticks: b.fallback_after_ticks,
         fallback_profile,
         settle_ticks: raw.settle_ticks,
+        anomaly: an.enabled.then(|| AnomalySpec {
+            detector: an.detector,
+            watch_input: an.signals.contains(&AnomalySignal::Input),
+            watch_output: an.signals.contains(&AnomalySignal::Output),
+            threshold: an.threshold,
+            request_emergency: an.request_emergency,
+            trend_window: an.trend_window.0,
+            horizon: an.horizon.0,
+        }),
     })
 }

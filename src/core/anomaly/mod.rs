@@ -5,9 +5,30 @@
 //! scores stay 0 during warm-up and come as short bursts, not plateaus, because NAB (and an
 //! on-call SRE) charges every flagged point outside an incident. `Ensemble` combines them
 //! and is the default. A detector only *requests* an emergency; the engine's guards decide.
+//!
+//! Every detector is a *predictor* (what the next value should be, and how wrong such
+//! predictions usually are, giving a z) followed by the shared `Scorer` (how unusual the
+//! recent amount of surprise is for this series, with a refractory period).
+//!
+//! Layout: `stats` (streaming statistics), `basic` (z-score, MAD, EWMA, linear trend),
+//! `seasonal` (time-of-day/week profiles), `score` (z to score, refractory), `ensemble`
+//! (the default). docs/anomaly.md describes each detector and the NAB measurements.
+
+pub mod basic;
+pub mod ensemble;
+pub mod score;
+pub mod seasonal;
+pub mod stats;
+#[cfg(test)]
+mod tests;
 
 use super::time::Timestamp;
 use serde::{Deserialize, Serialize};
+
+pub use basic::{Ewma, LinearTrend, Mad, Trend, ZScore};
+pub use ensemble::{AuxParams, Ensemble, EnsembleParams};
+pub use score::{Refractory, Scorer, ScorerParams};
+pub use seasonal::{Seasonal, SeasonalModel, SeasonalParams};
 
 /// Which detector to run (policy files and the CLI name them in snake_case).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -27,16 +48,63 @@ pub enum DetectorKind {
     Ensemble,
 }
 
+impl DetectorKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [DetectorKind; 6] = [
+        DetectorKind::Zscore,
+        DetectorKind::Mad,
+        DetectorKind::Ewma,
+        DetectorKind::Trend,
+        DetectorKind::Seasonal,
+        DetectorKind::Ensemble,
+    ];
+
+    /// The snake_case name used in policy files and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            DetectorKind::Zscore => "zscore",
+            DetectorKind::Mad => "mad",
+            DetectorKind::Ewma => "ewma",
+            DetectorKind::Trend => "trend",
+            DetectorKind::Seasonal => "seasonal",
+            DetectorKind::Ensemble => "ensemble",
+        }
+    }
+}
+
+/// The state of one detector of any kind.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Inner {
+    Zscore(ZScore),
+    Mad(Mad),
+    Ewma(Ewma),
+    Trend(Trend),
+    Seasonal(Seasonal),
+    Ensemble(Box<Ensemble>),
+}
+
 /// A detector with its state; serialisable so the daemon can persist it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Detector {
+    /// Which detector this is (kept next to the state for policy matching).
     kind: DetectorKind,
+    /// Its state.
+    inner: Inner,
 }
 
 impl Detector {
     /// A fresh detector of this kind with its default parameters.
     pub fn new(kind: DetectorKind) -> Self {
-        Detector { kind }
+        let inner = match kind {
+            DetectorKind::Zscore => Inner::Zscore(ZScore::default()),
+            DetectorKind::Mad => Inner::Mad(Mad::default()),
+            DetectorKind::Ewma => Inner::Ewma(Ewma::default()),
+            DetectorKind::Trend => Inner::Trend(Trend::default()),
+            DetectorKind::Seasonal => Inner::Seasonal(Seasonal::default()),
+            DetectorKind::Ensemble => Inner::Ensemble(Box::default()),
+        };
+        Detector { kind, inner }
     }
 
     /// Which detector this is.
@@ -44,11 +112,39 @@ impl Detector {
         self.kind
     }
 
-    /// Scores the next value (in [0, 1]; 0 during warm-up).
-    pub fn update(&mut self, _at: Timestamp, _value: f64) -> f64 {
-        0.0
+    /// Scores the next value (in [0, 1]; 0 during warm-up). A non-finite value is not
+    /// learnt and scores 0: it is bad input, which the engine handles as such. Values
+    /// beyond ±`basic::MAX_INPUT` (1e100) are clamped to it.
+    pub fn update(&mut self, at: Timestamp, value: f64) -> f64 {
+        let s = match &mut self.inner {
+            Inner::Zscore(d) => d.update(value),
+            Inner::Mad(d) => d.update(value),
+            Inner::Ewma(d) => d.update(value),
+            Inner::Trend(d) => d.update(value),
+            Inner::Seasonal(d) => d.update(at, value),
+            Inner::Ensemble(d) => d.update(at, value),
+        };
+        if s.is_finite() {
+            s.clamp(0.0, 1.0)
+        } else {
+            0.0
+        }
+    }
+
+    /// The value expected `h` ticks after the newest one, from the linear trend, for the
+    /// detectors that keep one (`trend` and `ensemble`); `None` otherwise or too early.
+    pub fn forecast(&self, h: u32) -> Option<f64> {
+        match &self.inner {
+            Inner::Trend(d) => d.forecast(h),
+            Inner::Ensemble(d) => d.forecast(h),
+            _ => None,
+        }
     }
 }
 
 /// The fixed default threshold of the default detector (chosen on NAB; see docs/anomaly.md).
+/// It is also the level at which every detector's `Refractory` starts its quiet period,
+/// so use this value: a lower one also flags the rising cap at the end of quiet periods.
+/// A score of 0.5 means twice the upper-tail probability of the recent surprise, under
+/// the series' own history, is at most 10^-2.75 (`ScorerParams::score_decades` = 5.5).
 pub const DEFAULT_THRESHOLD: f64 = 0.5;

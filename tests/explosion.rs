@@ -1,0 +1,130 @@
+//! An unbounded-label explosion (series ×10 in 20 minutes) replayed through the simulator
+//! with the default policy: the anomaly rule's emergency request must fire before the
+//! output crosses the budget, and it must say why in words.
+
+use phoenix::core::Timestamp;
+use phoenix::policy::ValidatedPolicy;
+use phoenix::sim::record::{ControllerRun, Note};
+use phoenix::sim::runner::Plant;
+use phoenix::sim::simulate::Simulation;
+use phoenix::sim::synth::{Synth, SynthSpec, generate};
+use std::path::Path;
+use std::time::Duration;
+
+const BUDGET: f64 = 100_000.0;
+const TICK: Duration = Duration::from_secs(15);
+
+fn run(base: f64, noise: f64, seed: u64) -> ControllerRun {
+    // 1 h of calm, then ×10 over 80 ticks (20 minutes), then 1 h at the new level.
+    let spec = SynthSpec {
+        shape: Synth::Explosion {
+            base,
+            at_tick: 240,
+            factor: 10.0,
+            over_ticks: 80,
+        },
+        components: Vec::new(),
+        ticks: 560,
+        noise,
+        seed,
+    };
+    let trace = generate(&spec, TICK, Timestamp::from_secs(1_700_000_000));
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let policy = ValidatedPolicy::from_file(&root.join("policies/default.yaml")).unwrap();
+    let plant = Plant {
+        ladder: policy.profiles().to_vec(),
+        delay_ticks: 1,
+        noise: 0.0,
+        seed: 0,
+    };
+    let sim = Simulation {
+        demand: trace.demand().to_vec(),
+        start: trace.timestamps[0],
+        tick: TICK,
+        budget_series: BUDGET,
+        plant,
+        policies: vec![policy],
+        baselines: Vec::new(),
+    };
+    sim.run(&mut |_| {}).remove(0)
+}
+
+fn first_anomaly_request(run: &ControllerRun) -> Option<(usize, String)> {
+    run.ticks
+        .iter()
+        .enumerate()
+        .find_map(|(i, t)| match t.note {
+            Note::Switched(k) if run.texts[k as usize].contains("anomaly score") => {
+                Some((i, run.texts[k as usize].clone()))
+            }
+            _ => None,
+        })
+}
+
+#[test]
+fn emergency_request_fires_before_output_crosses_the_budget() {
+    for (base, noise, seed) in [(25_000.0, 0.02, 7), (30_000.0, 0.0, 1), (20_000.0, 0.05, 3)] {
+        let r = run(base, noise, seed);
+        let (at, sentence) = first_anomaly_request(&r)
+            .unwrap_or_else(|| panic!("base {base}: no anomaly emergency request"));
+        assert!(
+            at >= 240,
+            "base {base}: request at tick {at}, before the explosion began"
+        );
+        assert!(
+            sentence.contains("emergency") && sentence.contains("budget 100k"),
+            "{sentence}"
+        );
+        let crossing = r.ticks.iter().position(|t| t.output > BUDGET);
+        if let Some(c) = crossing {
+            assert!(
+                at < c,
+                "base {base}: request at tick {at}, output crossed the budget at {c}"
+            );
+        }
+        // Scores are reported per tick.
+        assert!(
+            r.ticks
+                .iter()
+                .all(|t| t.anomaly.is_some_and(|s| (0.0..=1.0).contains(&s)))
+        );
+    }
+}
+
+#[test]
+fn calm_traffic_requests_no_emergency() {
+    let spec = SynthSpec {
+        shape: Synth::Diurnal {
+            base: 60_000.0,
+            amplitude: 0.3,
+            period_ticks: 5760,
+        },
+        components: Vec::new(),
+        ticks: 5760,
+        noise: 0.02,
+        seed: 11,
+    };
+    let trace = generate(&spec, TICK, Timestamp::from_secs(1_700_000_000));
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let policy = ValidatedPolicy::from_file(&root.join("policies/default.yaml")).unwrap();
+    let sim = Simulation {
+        demand: trace.demand().to_vec(),
+        start: trace.timestamps[0],
+        tick: TICK,
+        budget_series: BUDGET,
+        plant: Plant {
+            ladder: policy.profiles().to_vec(),
+            delay_ticks: 1,
+            noise: 0.0,
+            seed: 0,
+        },
+        policies: vec![policy],
+        baselines: Vec::new(),
+    };
+    let r = sim.run(&mut |_| {}).remove(0);
+    assert_eq!(
+        first_anomaly_request(&r),
+        None,
+        "a daily cycle under budget is no explosion"
+    );
+}
