@@ -168,6 +168,7 @@ fn parse_ladder(s: &str) -> Result<Ladder, String> {
 }
 
 fn main() -> ExitCode {
+    restore_sigpipe();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Simulate(args) => simulate(args),
@@ -182,6 +183,17 @@ fn main() -> ExitCode {
             eprintln!("phoenix: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Rust ignores SIGPIPE, so `phoenix ... | head` would panic on the closed pipe; like
+/// other Unix tools, end quietly instead.
+fn restore_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: called first thing in main, before any thread exists; SIG_DFL is a valid
+    // disposition for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

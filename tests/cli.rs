@@ -576,7 +576,13 @@ struct TickRow {
 fn read_ticks(path: &Path) -> BTreeMap<String, Vec<TickRow>> {
     let text = fs::read_to_string(path).expect("read the tick file");
     let mut lines = text.lines();
-    assert_eq!(lines.next(), Some(TICKS_HEADER), "{}", path.display());
+    // Policies that watch signals add the anomaly score as a ninth column.
+    let header = lines.next().unwrap_or_default();
+    assert!(
+        header == TICKS_HEADER || header == format!("{TICKS_HEADER},anomaly_score"),
+        "{}: {header}",
+        path.display()
+    );
     let mut by_controller: BTreeMap<String, Vec<TickRow>> = BTreeMap::new();
     for (i, line) in lines.enumerate() {
         let cells: Vec<&str> = line.splitn(8, ',').collect();

@@ -4,7 +4,7 @@
 //!
 //! Each predicts the next value from the past only and divides the error by a scale learnt
 //! from the past (a z), then hands the z to the shared `Scorer` (bounded surprise, density,
-//! likelihood against the series' own history, refractory). They are the building blocks
+//! likelihood against the series' own history, cooldown). They are the building blocks
 //! and the baselines; the `Ensemble` is the tuned default.
 
 use super::score::{Scorer, ScorerParams};

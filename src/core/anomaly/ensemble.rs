@@ -11,8 +11,8 @@
 //!   daily one (`SeasonalModel`).
 //!
 //! The z of the predictor in charge goes through the shared `Scorer` (bounded surprise,
-//! 12-point density, likelihood against the series' own history, 150-point refractory). A `LinearTrend` over the last 32 points is
-//! kept alongside for `forecast(h)`.
+//! 12-point density, likelihood against the series' own history, 150-point cooldown). A
+//! `LinearTrend` over the last 32 points is kept alongside for `forecast(h)`.
 //!
 //! Why not average or max the z-score, MAD, EWMA and trend detectors as well: measured on
 //! the NAB subset, every such combination scored lower than the seasonal predictor alone
@@ -61,7 +61,7 @@ impl Default for AuxParams {
 ///
 /// Warm-up: scores are 0 for the first `ceil(2 / cold_alpha) + density - 1` points (111 by
 /// default); the seasonal predictor takes over after one day of timestamps plus 24 points.
-/// Cost: O(1) per point; state is about 500 floats whatever the sampling interval.
+/// Cost: O(1) per point; state is about 1,300 numbers whatever the sampling interval.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Ensemble {
     /// Daily and weekly profiles.

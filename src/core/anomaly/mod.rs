@@ -3,15 +3,17 @@
 //!
 //! Every detector maps a value (and its timestamp, for seasonality) to a score in [0, 1];
 //! scores stay 0 during warm-up and come as short bursts, not plateaus, because NAB (and an
-//! on-call SRE) charges every flagged point outside an incident. `Ensemble` combines them
-//! and is the default. A detector only *requests* an emergency; the engine's guards decide.
+//! on-call SRE) charges every flagged point outside an incident. `Ensemble`, the default,
+//! combines predictors (an EWMA level at cold start, then the daily or weekly seasonal
+//! profile, whichever predicts better) and keeps a linear trend for `forecast(h)`. A
+//! detector only *requests* an emergency; the engine's guards decide.
 //!
 //! Every detector is a *predictor* (what the next value should be, and how wrong such
 //! predictions usually are, giving a z) followed by the shared `Scorer` (how unusual the
-//! recent amount of surprise is for this series, with a refractory period).
+//! recent amount of surprise is for this series, with a cooldown period).
 //!
 //! Layout: `stats` (streaming statistics), `basic` (z-score, MAD, EWMA, linear trend),
-//! `seasonal` (time-of-day/week profiles), `score` (z to score, refractory), `ensemble`
+//! `seasonal` (time-of-day/week profiles), `score` (z to score, cooldown), `ensemble`
 //! (the default). docs/anomaly.md describes each detector and the NAB measurements.
 
 pub mod basic;
@@ -27,7 +29,7 @@ use serde::{Deserialize, Serialize};
 
 pub use basic::{Ewma, LinearTrend, Mad, Trend, ZScore};
 pub use ensemble::{AuxParams, Ensemble, EnsembleParams};
-pub use score::{Refractory, Scorer, ScorerParams};
+pub use score::{Cooldown, Scorer, ScorerParams};
 pub use seasonal::{Seasonal, SeasonalModel, SeasonalParams};
 
 /// Which detector to run (policy files and the CLI name them in snake_case).
@@ -44,7 +46,8 @@ pub enum DetectorKind {
     Trend,
     /// Daily/weekly seasonal profile.
     Seasonal,
-    /// The default combination.
+    /// The default: EWMA at cold start, then the better seasonal profile; linear trend for
+    /// forecasts.
     Ensemble,
 }
 
@@ -80,7 +83,7 @@ enum Inner {
     Mad(Mad),
     Ewma(Ewma),
     Trend(Trend),
-    Seasonal(Seasonal),
+    Seasonal(Box<Seasonal>),
     Ensemble(Box<Ensemble>),
 }
 
@@ -101,7 +104,7 @@ impl Detector {
             DetectorKind::Mad => Inner::Mad(Mad::default()),
             DetectorKind::Ewma => Inner::Ewma(Ewma::default()),
             DetectorKind::Trend => Inner::Trend(Trend::default()),
-            DetectorKind::Seasonal => Inner::Seasonal(Seasonal::default()),
+            DetectorKind::Seasonal => Inner::Seasonal(Box::default()),
             DetectorKind::Ensemble => Inner::Ensemble(Box::default()),
         };
         Detector { kind, inner }
@@ -143,7 +146,7 @@ impl Detector {
 }
 
 /// The fixed default threshold of the default detector (chosen on NAB; see docs/anomaly.md).
-/// It is also the level at which every detector's `Refractory` starts its quiet period,
+/// It is also the level at which every detector's `Cooldown` starts its quiet period,
 /// so use this value: a lower one also flags the rising cap at the end of quiet periods.
 /// A score of 0.5 means twice the upper-tail probability of the recent surprise, under
 /// the series' own history, is at most 10^-2.75 (`ScorerParams::score_decades` = 5.5).

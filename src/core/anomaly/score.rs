@@ -13,8 +13,8 @@
 //!    variance, memory `1/history_alpha` points); twice the upper-tail probability of the
 //!    normal fit (so the usual amount of surprise scores exactly 0), log-scaled so that
 //!    `p = 10^-score_decades` scores 1;
-//! 4. refractory: after a score reaches the firing level, scores are capped below it for
-//!    `refractory` points (the cap rises back linearly), so one event gives one short
+//! 4. cooldown: after a score reaches the firing level, scores are capped below it for
+//!    `cooldown` points (the cap rises back linearly), so one event gives one short
 //!    burst rather than a plateau.
 //!
 //! Everything is O(1) per point; the state is `density` floats plus a few numbers.
@@ -40,7 +40,7 @@ pub struct ScorerParams {
     /// Decades of likelihood tail probability that score 1 (score = decades / this).
     pub score_decades: f64,
     /// Quiet points after a firing.
-    pub refractory: u32,
+    pub cooldown: u32,
 }
 
 impl Default for ScorerParams {
@@ -51,7 +51,7 @@ impl Default for ScorerParams {
             history_alpha: 0.001,
             min_std: 0.01,
             score_decades: 5.5,
-            refractory: 150,
+            cooldown: 150,
         }
     }
 }
@@ -63,10 +63,10 @@ pub struct Scorer {
     params: ScorerParams,
     /// Bounded surprises of the last `density` points.
     recent: RollingMoments,
-    /// History of the recent-surprise mean (with the prior folded in).
+    /// History of the recent-surprise mean.
     history: DecayingMoments,
     /// Burst shaping.
-    refractory: Refractory,
+    cooldown: Cooldown,
 }
 
 impl Default for Scorer {
@@ -81,7 +81,7 @@ impl Scorer {
         Scorer {
             recent: RollingMoments::new(params.density.max(1)),
             history: DecayingMoments::default(),
-            refractory: Refractory::new(params.refractory, DEFAULT_THRESHOLD),
+            cooldown: Cooldown::new(params.cooldown, DEFAULT_THRESHOLD),
             params,
         }
     }
@@ -116,7 +116,7 @@ impl Scorer {
             0.0
         };
         self.history.push(recent, p.history_alpha);
-        self.refractory.apply(s)
+        self.cooldown.apply(s)
     }
 }
 
@@ -125,7 +125,7 @@ impl Scorer {
 /// to `fire_level` (re-arming). One event therefore flags once; an event still going on
 /// when the detector has re-armed flags again. O(1), one counter of state.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Refractory {
+pub struct Cooldown {
     /// Quiet points after a firing.
     period: u32,
     /// Score that counts as firing (the default threshold).
@@ -134,10 +134,10 @@ pub struct Refractory {
     remaining: u32,
 }
 
-impl Refractory {
+impl Cooldown {
     /// Quiet for `period` points after a score of `fire_level` or more.
     pub fn new(period: u32, fire_level: f64) -> Self {
-        Refractory {
+        Cooldown {
             period,
             fire_level,
             remaining: 0,

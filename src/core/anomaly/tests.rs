@@ -114,7 +114,7 @@ proptest! {
 
 #[test]
 fn restore_mid_stream_on_a_long_realistic_series() {
-    // Long enough for the seasonal profiles, the weekly switch and several refractory
+    // Long enough for the seasonal profiles, the weekly switch and several cooldown
     // periods to be part of the saved state.
     let mut pts = daily(288 * 10);
     pts[288 * 9].1 += 500.0;
@@ -281,8 +281,8 @@ fn trend_forecast_of_a_straight_line_is_exact() {
 }
 
 #[test]
-fn refractory_caps_below_the_fire_level_then_rearms() {
-    let mut r = Refractory::new(10, 0.5);
+fn cooldown_caps_below_the_fire_level_then_rearms() {
+    let mut r = Cooldown::new(10, 0.5);
     assert_eq!(r.apply(0.9), 0.9);
     let capped: Vec<f64> = (0..10).map(|_| r.apply(1.0)).collect();
     assert!(capped.iter().all(|&s| s < 0.5));
