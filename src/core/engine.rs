@@ -157,6 +157,11 @@ const MAX_SERIES: f64 = 1e15;
 // How straight the output's recent rise must be for the explosion rule: a least-squares
 // line explaining 80% of the variance is a ramp, not noise or a lone spike.
 const EXPLOSION_R2: f64 = 0.8;
+// How much the output must have grown along that line within the trend window: an
+// explosion multiplies series within minutes, while noise that happens to line up for a
+// few ticks, or a daily peak, moves a few percent. Without this, extrapolating a short
+// noisy run over a long horizon cries wolf a few times a year.
+const EXPLOSION_MIN_GROWTH: f64 = 0.25;
 // Memory of the excursion-persistence estimate: about the last five excursions.
 const PERSISTENCE_ALPHA: f64 = 0.2;
 
@@ -557,8 +562,9 @@ impl Engine {
     }
 
     /// The explosion rule: a watched signal was flagged anomalous within the trend window,
-    /// the output's recent history is a clean upward line (R² ≥ `EXPLOSION_R2`), and that
-    /// line crosses the budget within the horizon. Each alone is common and harmless (a
+    /// the output's recent history is a clean upward line (R² ≥ `EXPLOSION_R2`) that grew
+    /// by at least `EXPLOSION_MIN_GROWTH` within the window, and that line crosses the
+    /// budget within the horizon. Each alone is common and harmless (a
     /// dip or a lone spike is anomalous, a daily peak trends up); together they are the
     /// unbounded-label case that must not wait for the ladder's normal pace.
     fn explosion(&self, output: f64) -> Option<Cause> {
@@ -572,7 +578,13 @@ impl Engine {
         let fit = st.output_history.trend_fit(w as usize)?;
         let predicted = fit.fitted_latest + fit.slope * f64::from(cfg.horizon_ticks);
         let budget = self.cfg.budget_series;
-        if !(fit.slope > 0.0 && fit.r2 >= EXPLOSION_R2 && predicted > budget) {
+        let start = fit.fitted_latest - fit.slope * f64::from(w - 1);
+        let growth = fit.slope * f64::from(w - 1) / start.max(1.0);
+        if !(fit.slope > 0.0
+            && fit.r2 >= EXPLOSION_R2
+            && growth >= EXPLOSION_MIN_GROWTH
+            && predicted > budget)
+        {
             return None;
         }
         Some(Cause::Anomaly {
