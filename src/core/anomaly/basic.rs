@@ -8,9 +8,8 @@
 //! and the baselines; the `Ensemble` is the tuned default.
 
 use super::score::{Scorer, ScorerParams};
-use super::stats::{Ewm, OrderWindow, RollingMoments};
+use super::stats::{Ewm, OrderWindow, Ring, RollingMoments};
 use serde::{Deserialize, Serialize};
-use std::collections::VecDeque;
 
 /// Largest magnitude a detector takes in; larger values are clamped to it. Squares and
 /// window sums of such values stay far inside f64, so the state never overflows to
@@ -244,7 +243,7 @@ pub struct LinearTrend {
     /// Maximum number of values held.
     cap: usize,
     /// The values, oldest first (x = 0 for the oldest).
-    buf: VecDeque<f64>,
+    buf: Ring,
     /// Shift subtracted before summing (the oldest value at the last rebuild).
     pivot: f64,
     /// Sum of `y - pivot`.
@@ -261,7 +260,7 @@ impl LinearTrend {
         let cap = window.max(2);
         LinearTrend {
             cap,
-            buf: VecDeque::with_capacity(cap),
+            buf: Ring::with_capacity(cap),
             pivot: 0.0,
             sum_y: 0.0,
             sum_xy: 0.0,
@@ -284,27 +283,29 @@ impl LinearTrend {
         if self.buf.is_empty() {
             self.pivot = y;
         }
-        if self.buf.len() == self.cap
-            && let Some(old) = self.buf.pop_front()
-        {
+        // The sums are updated in locals and stored once: two scalar stores followed by a
+        // vector load of both (which the compiler otherwise emits) stall the CPU.
+        let (mut sum_y, mut sum_xy) = (self.sum_y, self.sum_xy);
+        if let Some(old) = self.buf.push_evict(y, self.cap) {
             // The oldest sat at x = 0; every survivor moves down one x.
-            self.sum_y -= old - self.pivot;
-            self.sum_xy -= self.sum_y;
+            sum_y -= old - self.pivot;
+            sum_xy -= sum_y;
             self.since_rebuild += 1;
         }
+        // The new value sits at the last x.
         let d = y - self.pivot;
-        self.sum_xy += self.buf.len() as f64 * d;
-        self.sum_y += d;
-        self.buf.push_back(y);
+        sum_xy += (self.buf.len() - 1) as f64 * d;
+        sum_y += d;
+        (self.sum_y, self.sum_xy) = (sum_y, sum_xy);
         if self.since_rebuild >= self.cap {
             self.rebuild();
         }
     }
 
     fn rebuild(&mut self) {
-        self.pivot = self.buf.front().copied().unwrap_or(0.0);
+        self.pivot = self.buf.front().unwrap_or(0.0);
         let (mut sy, mut sxy) = (0.0, 0.0);
-        for (i, &y) in self.buf.iter().enumerate() {
+        for (i, y) in self.buf.iter().enumerate() {
             let d = y - self.pivot;
             sy += d;
             sxy += i as f64 * d;
@@ -337,6 +338,60 @@ impl LinearTrend {
         let x = (self.buf.len() - 1) as f64 + f64::from(h);
         let y = a + b * x;
         y.is_finite().then_some(y)
+    }
+}
+
+/// The last `window` values, with their least-squares line built on demand: pushing is
+/// a store into a ring, and `forecast(h)` costs O(window). For the ensemble, whose line
+/// only answers `forecast(h)` (asked now and then, not every point); `Trend`, which
+/// predicts every point, keeps a `LinearTrend` with running sums instead.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RecentValues {
+    /// Maximum number of values held.
+    cap: usize,
+    /// The values, oldest first.
+    buf: Ring,
+}
+
+impl RecentValues {
+    /// The last `window` values (at least 2).
+    pub fn new(window: usize) -> Self {
+        let cap = window.max(2);
+        RecentValues {
+            cap,
+            buf: Ring::with_capacity(cap),
+        }
+    }
+
+    /// Number of values held.
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// True before the first value.
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    /// Appends `y`, evicting the oldest when full. O(1).
+    pub fn push(&mut self, y: f64) {
+        self.buf.push_evict(y, self.cap);
+    }
+
+    /// The least-squares line through the values held (their sums computed afresh, as
+    /// `LinearTrend` does at each rebuild). O(window).
+    pub fn trend(&self) -> LinearTrend {
+        let mut line = LinearTrend::new(self.cap);
+        for y in self.buf.iter() {
+            line.push(y);
+        }
+        line
+    }
+
+    /// The value expected `h` ticks after the newest one; `None` with fewer than two
+    /// values. O(window).
+    pub fn forecast(&self, h: u32) -> Option<f64> {
+        self.trend().forecast(h)
     }
 }
 

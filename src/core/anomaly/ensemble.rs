@@ -11,8 +11,9 @@
 //!   daily one (`SeasonalModel`).
 //!
 //! The z of the predictor in charge goes through the shared `Scorer` (bounded surprise,
-//! 12-point density, likelihood against the series' own history, 150-point cooldown). A
-//! `LinearTrend` over the last 32 points is kept alongside for `forecast(h)`.
+//! 12-point density, likelihood against the series' own history, 150-point cooldown).
+//! The last 32 points are kept alongside for `forecast(h)` (their least-squares line,
+//! computed when asked: O(32) per forecast, nothing per point beyond storing the value).
 //!
 //! Why not average or max the z-score, MAD, EWMA and trend detectors as well: measured on
 //! the NAB subset, every such combination scored lower than the seasonal predictor alone
@@ -20,7 +21,7 @@
 //! whose daily rhythm the seasonal profile already explains.
 
 use super::Timestamp;
-use super::basic::{LinearTrend, admit, z_of};
+use super::basic::{LinearTrend, RecentValues, admit, z_of};
 use super::score::{Scorer, ScorerParams};
 use super::seasonal::{SeasonalModel, SeasonalParams};
 use super::stats::Ewm;
@@ -74,8 +75,8 @@ pub struct Ensemble {
     cold: Ewm,
     /// Scores the cold-start z.
     cold_scorer: Scorer,
-    /// Least-squares line of the latest points, for forecasts.
-    trend: LinearTrend,
+    /// The latest points, whose least-squares line gives the forecasts.
+    trend: RecentValues,
 }
 
 impl Default for Ensemble {
@@ -93,7 +94,7 @@ impl Ensemble {
             cold_alpha: p.aux.cold_alpha.clamp(1e-4, 1.0),
             cold: Ewm::default(),
             cold_scorer: Scorer::new(p.scorer.clone()),
-            trend: LinearTrend::new(p.aux.trend_window),
+            trend: RecentValues::new(p.aux.trend_window),
         }
     }
 
@@ -107,14 +108,14 @@ impl Ensemble {
     }
 
     /// The value expected `h` ticks after the newest one, from the line through the last
-    /// `trend_window` points; `None` before two points.
+    /// `trend_window` points; `None` before two points. O(`trend_window`).
     pub fn forecast(&self, h: u32) -> Option<f64> {
         self.trend.forecast(h)
     }
 
-    /// The forecasting line.
-    pub fn trend(&self) -> &LinearTrend {
-        &self.trend
+    /// The forecasting line (built on demand from the latest `trend_window` points).
+    pub fn trend(&self) -> LinearTrend {
+        self.trend.trend()
     }
 
     /// Scores `x` at `at`, then learns it.
@@ -122,7 +123,7 @@ impl Ensemble {
         let Some(x) = admit(x) else {
             return 0.0;
         };
-        let s = match self.seasonal.z(at, x) {
+        let s = match self.seasonal.z_then_learn(at, x) {
             Some(z) => self.scorer.score(Some(z)),
             None => {
                 let z = (self.cold.n >= self.cold_warm_up())
@@ -130,7 +131,6 @@ impl Ensemble {
                 self.cold_scorer.score(z)
             }
         };
-        self.seasonal.learn(at, x);
         self.cold.push(x, self.cold_alpha);
         self.trend.push(x);
         s

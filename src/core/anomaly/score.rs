@@ -20,7 +20,7 @@
 //! Everything is O(1) per point; the state is `density` floats plus a few numbers.
 
 use super::DEFAULT_THRESHOLD;
-use super::stats::{DecayingMoments, RollingMoments, p_to_score, two_sided_p, upper_p};
+use super::stats::{DecayingMoments, Reciprocal, RollingMoments, two_sided_decades};
 use serde::{Deserialize, Serialize};
 
 /// Parameters of the shared scoring stage (defaults chosen on NAB; see docs/anomaly.md).
@@ -67,6 +67,11 @@ pub struct Scorer {
     history: DecayingMoments,
     /// Burst shaping.
     cooldown: Cooldown,
+    /// `1/surprise_decades` and `1/score_decades` (caches: divisions are slow).
+    #[serde(skip)]
+    inv_surprise: Reciprocal,
+    #[serde(skip)]
+    inv_score: Reciprocal,
 }
 
 impl Default for Scorer {
@@ -82,6 +87,8 @@ impl Scorer {
             recent: RollingMoments::new(params.density.max(1)),
             history: DecayingMoments::default(),
             cooldown: Cooldown::new(params.cooldown, DEFAULT_THRESHOLD),
+            inv_surprise: Reciprocal::default(),
+            inv_score: Reciprocal::default(),
             params,
         }
     }
@@ -92,9 +99,10 @@ impl Scorer {
     }
 
     /// Bounded surprise of one z, in [0, 1].
+    #[inline]
     pub fn surprise(&self, z: f64) -> f64 {
-        let p = two_sided_p(z).max(f64::MIN_POSITIVE);
-        (-p.log10() / self.params.surprise_decades).clamp(0.0, 1.0)
+        let inv = self.inv_surprise.peek(self.params.surprise_decades);
+        (two_sided_decades(z) * inv).clamp(0.0, 1.0)
     }
 
     /// Scores the next point from its z; `None` (the model is still warming up) scores 0
@@ -103,15 +111,18 @@ impl Scorer {
         let Some(z) = z else {
             return 0.0;
         };
-        let p = &self.params;
+        self.inv_surprise.of(self.params.surprise_decades);
         self.recent.push(self.surprise(z));
+        let p = &self.params;
         let recent = self.recent.mean();
-        let s = if self.recent.is_full() {
-            let sd = self.history.std().max(p.min_std);
-            // One-sided (only *more* surprise than usual counts), doubled so that the
-            // usual amount of surprise maps to p = 1, score 0.
-            let tail = (2.0 * upper_p((recent - self.history.mean) / sd)).min(1.0);
-            p_to_score(tail, p.score_decades)
+        // One-sided (only *more* surprise than usual counts), doubled so that the usual
+        // amount of surprise maps to p = 1, score 0: for u > 0, 2·P(Z ≥ u) = P(|Z| ≥ u),
+        // so the score is the two-sided decades of u; u ≤ 0 scores exactly 0.
+        let s = if self.recent.is_full() && recent > self.history.mean {
+            // The reciprocal depends only on the past: it is ready before `recent` is.
+            let inv_sd = 1.0 / self.history.std().max(p.min_std);
+            let u = (recent - self.history.mean) * inv_sd;
+            (two_sided_decades(u) * self.inv_score.of(p.score_decades)).clamp(0.0, 1.0)
         } else {
             0.0
         };
@@ -150,6 +161,7 @@ impl Cooldown {
     }
 
     /// Shapes one score.
+    #[inline]
     pub fn apply(&mut self, score: f64) -> f64 {
         if self.remaining > 0 {
             self.remaining -= 1;
