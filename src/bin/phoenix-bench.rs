@@ -234,11 +234,14 @@ fn print_table(rows: &[[String; 4]]) {
     }
 }
 
-fn parse_reps() -> Result<usize, String> {
+/// Command-line options: repetitions and the policy to time.
+fn parse_args() -> Result<(usize, PathBuf), String> {
     let mut args = std::env::args().skip(1);
     let mut reps = 3;
+    let mut policy = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/default.yaml");
     while let Some(a) = args.next() {
         match a.as_str() {
+            "--policy" => policy = args.next().ok_or("--policy takes a file")?.into(),
             "--reps" => {
                 reps = args
                     .next()
@@ -247,13 +250,15 @@ fn parse_reps() -> Result<usize, String> {
                     .ok_or("--reps takes a number >= 1")?;
             }
             "-h" | "--help" => {
-                println!("usage: phoenix-bench [--reps N]   (build with --release)");
+                println!(
+                    "usage: phoenix-bench [--reps N] [--policy FILE]   (build with --release)"
+                );
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument {other:?} (try --help)")),
         }
     }
-    Ok(reps)
+    Ok((reps, policy))
 }
 
 /// A temporary folder removed on drop.
@@ -268,11 +273,10 @@ impl Drop for TempDir {
 /// Runs everything and prints the table; missed goals are reported, not an error (the
 /// figures depend on the machine and its load).
 fn run() -> Result<(), String> {
-    let reps = parse_reps()?;
+    let (reps, policy_path) = parse_args()?;
     if cfg!(debug_assertions) {
         eprintln!("phoenix-bench: debug build; run with --release for meaningful figures");
     }
-    let policy_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/default.yaml");
     let policy = ValidatedPolicy::from_file(&policy_path).map_err(|e| e.to_string())?;
 
     let dir = TempDir(std::env::temp_dir().join(format!("phoenix-bench-{}", std::process::id())));
