@@ -253,6 +253,8 @@ impl Engine {
                         by: by.clone(),
                     });
                 }
+                // An index outside the ladder cannot be pinned; the caller (the HTTP
+                // override endpoint) validates names against the policy before this.
                 Command::Override { .. } => {}
                 Command::ClearOverride => self.state.pinned = None,
             }

@@ -120,8 +120,6 @@ pub enum Cause {
         /// Until when.
         until: Timestamp,
     },
-    /// Override expired, control resumes from the pinned profile.
-    OverrideExpired,
     /// Too many bad ticks; moved to the fallback profile.
     Fallback {
         /// Consecutive bad ticks.
@@ -158,7 +156,6 @@ impl Decision {
             Cause::Anomaly { .. } => "anomaly",
             Cause::Requested { .. } => "emergency_request",
             Cause::Override { .. } => "override",
-            Cause::OverrideExpired => "override_expired",
             Cause::Fallback { .. } => "fallback",
         }
     }
@@ -240,7 +237,6 @@ impl fmt::Display for Decision {
             ),
             Cause::Requested { reason } => write!(f, "emergency requested: {reason}"),
             Cause::Override { by, until } => write!(f, "manual override by {by} until {until}"),
-            Cause::OverrideExpired => write!(f, "manual override expired"),
             Cause::Fallback { bad_ticks } => {
                 write!(
                     f,
