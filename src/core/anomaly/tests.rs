@@ -68,7 +68,7 @@ fn series(max: usize) -> impl Strategy<Value = Vec<(Timestamp, f64)>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(48))]
+    #![proptest_config(ProptestConfig::with_cases(256))]
 
     #[test]
     fn scores_are_in_the_unit_interval_for_any_finite_input(pts in series(600)) {
