@@ -82,6 +82,14 @@ fn emergency_request_fires_before_output_crosses_the_budget() {
                 "base {base}: request at tick {at}, output crossed the budget at {c}"
             );
         }
+        // No relaxing back into the explosion while it is still going on (until tick 320).
+        let relaxed_mid_explosion = r.ticks[at..320].iter().any(
+            |t| matches!(t.note, Note::Switched(k) if r.texts[k as usize].starts_with("relaxed")),
+        );
+        assert!(
+            !relaxed_mid_explosion,
+            "base {base}: relaxed while series were still exploding"
+        );
         // Scores are reported per tick.
         assert!(
             r.ticks

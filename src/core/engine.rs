@@ -431,7 +431,8 @@ impl Engine {
         }
 
         let pc = &cfg.prediction;
-        let cap = pc.window_ticks.max(pc.relax_window_ticks) as usize;
+        let trend = cfg.anomaly.as_ref().map_or(0, |a| a.trend_window_ticks);
+        let cap = pc.window_ticks.max(pc.relax_window_ticks).max(trend) as usize;
         self.state.demand.push(input, cap);
         let fc = self.state.demand.forecast(
             pc.window_ticks as usize,
@@ -502,8 +503,11 @@ impl Engine {
         // `settle_ticks`); judging a less-reducing profile as keeping less than the current
         // one would relax inside the hysteresis band, so the ladder order is enforced.
         let r_cur = self.retention(cur);
-        let relax_to =
-            (0..cur).find(|&j| pressure_of(self.retention(j).max(r_cur), fc.relax) < h.relax_below);
+        // Never relax into an explosion that is still going on: while demand rises along a
+        // clean line, the less-reducing profile must fit where that line is headed.
+        let relax_demand = fc.relax.max(self.explosive_demand().unwrap_or(0.0));
+        let relax_to = (0..cur)
+            .find(|&j| pressure_of(self.retention(j).max(r_cur), relax_demand) < h.relax_below);
         self.state.relax_streak = if relax_to.is_some() {
             self.state.relax_streak + 1
         } else {
@@ -596,6 +600,18 @@ impl Engine {
             predicted_output: predicted,
             horizon: self.cfg.tick * cfg.horizon_ticks,
         })
+    }
+
+    /// Demand projected over the anomaly horizon while it rises along a clean line over
+    /// the whole relax window (R² ≥ `EXPLOSION_R2`): an explosion still going on. Noise
+    /// never fits a line that well, and a daily rise is so slow that its projection adds
+    /// little.
+    fn explosive_demand(&self) -> Option<f64> {
+        let cfg = self.cfg.anomaly.as_ref()?;
+        let w = self.cfg.prediction.relax_window_ticks.max(3) as usize;
+        let fit = self.state.demand.trend_fit(w)?;
+        (fit.slope > 0.0 && fit.r2 >= EXPLOSION_R2)
+            .then(|| fit.fitted_latest + fit.slope * f64::from(cfg.horizon_ticks))
     }
 
     /// Checks a wanted switch against every guard; the first that refuses is named.
