@@ -11,7 +11,7 @@ use phoenix::core::{Engine, EngineConfig, Observation, Timestamp};
 use phoenix::policy::ValidatedPolicy;
 use phoenix::sim::runner::Plant;
 use phoenix::sim::simulate::Simulation;
-use phoenix::sim::synth::{self, Synth, SynthSpec};
+use phoenix::sim::synth::{self, SynthSpec};
 use std::hint::black_box;
 use std::path::Path;
 use std::time::Duration;
@@ -22,21 +22,7 @@ const TICK: Duration = Duration::from_secs(15);
 const START_SECS: i64 = 1_704_067_200;
 
 fn demand(ticks: u64) -> Vec<f64> {
-    let spec = SynthSpec {
-        shape: Synth::Diurnal {
-            base: BUDGET,
-            amplitude: 0.45,
-            period_ticks: 5760,
-        },
-        components: vec![Synth::Rollout {
-            base: 1.0,
-            every_ticks: 2880,
-            duration_ticks: 40,
-        }],
-        ticks,
-        noise: 0.03,
-        seed: 42,
-    };
+    let spec = SynthSpec::benchmark(BUDGET, ticks);
     synth::generate(&spec, TICK, Timestamp::from_secs(START_SECS))
         .demand()
         .to_vec()

@@ -15,7 +15,7 @@ use phoenix::policy::ValidatedPolicy;
 use phoenix::sim::report;
 use phoenix::sim::runner::Plant;
 use phoenix::sim::simulate::Simulation;
-use phoenix::sim::synth::{self, Synth, SynthSpec};
+use phoenix::sim::synth::{self, SynthSpec};
 use phoenix::sim::trace::read_trace;
 use std::fmt::Write as _;
 use std::hint::black_box;
@@ -40,24 +40,9 @@ const GOAL_YEAR: Duration = Duration::from_secs(1);
 const STEP_BATCH: usize = 1000;
 const STEP_BATCHES: usize = 1000;
 
-/// Demand the engine has to work for: a daily cycle between 0.55 and 1.45 × budget with 3%
-/// noise, doubled for 10 minutes by a rollout every 12 hours.
+/// Demand the engine has to work for (the shared benchmark workload).
 fn demand_spec(ticks: u64) -> SynthSpec {
-    SynthSpec {
-        shape: Synth::Diurnal {
-            base: BUDGET,
-            amplitude: 0.45,
-            period_ticks: 5760,
-        },
-        components: vec![Synth::Rollout {
-            base: 1.0,
-            every_ticks: 2880,
-            duration_ticks: 40,
-        }],
-        ticks,
-        noise: 0.03,
-        seed: 42,
-    }
+    SynthSpec::benchmark(BUDGET, ticks)
 }
 
 /// Writes `ticks` rows of the synthetic demand as `timestamp,value` CSV (NAB timestamps).
