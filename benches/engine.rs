@@ -75,6 +75,7 @@ fn simulation_run(c: &mut Criterion) {
             delay_ticks: 1,
             noise: 0.01,
             seed: 4,
+            failure_rate: 0.0,
         },
         policies: vec![policy],
         baselines: Vec::new(),

@@ -5,5 +5,6 @@
 //! engine configuration, `sim` replays traces through the same core offline.
 
 pub mod core;
+pub mod journal;
 pub mod policy;
 pub mod sim;

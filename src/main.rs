@@ -331,6 +331,7 @@ fn simulate(args: SimulateArgs) -> Result<ExitCode> {
             delay_ticks: args.delay_ticks,
             noise: args.noise,
             seed: args.seed,
+            failure_rate: 0.0,
         };
         if !(1.0..=1e12).contains(&args.budget) {
             bail!(

@@ -125,6 +125,7 @@ fn calm_traffic_requests_no_emergency() {
             delay_ticks: 1,
             noise: 0.0,
             seed: 0,
+            failure_rate: 0.0,
         },
         policies: vec![policy],
         baselines: Vec::new(),

@@ -94,6 +94,7 @@ fn whole_run(path: &Path, policy: &ValidatedPolicy) -> Result<WholeRun, String> 
             delay_ticks: 1,
             noise: 0.01,
             seed: 4,
+            failure_rate: 0.0,
         },
         policies: vec![policy.clone()],
         baselines: Vec::new(),

@@ -40,30 +40,31 @@ pub struct HysteresisConfig {
     pub escalate_above: f64,
     /// Relax only when the less-reducing profile's pressure would be below this.
     pub relax_below: f64,
-    /// Consecutive ticks the escalate condition must hold (1 = at once).
-    pub escalate_ticks: u32,
-    /// Consecutive ticks the relax condition must hold.
-    pub relax_ticks: u32,
+    /// How long the escalate condition must have held, measured on sample timestamps
+    /// from the first sample that met it (0 = at once).
+    pub escalate_for: Duration,
+    /// How long the relax condition must have held, measured the same way.
+    pub relax_for: Duration,
 }
 
 /// Feed-forward: a short linear prediction of demand plus a volatility margin.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PredictionConfig {
-    /// Ticks of input history used for the trend and the volatility.
-    pub window_ticks: u32,
-    /// How far ahead the trend is extrapolated, in ticks (usually the reload delay + 1).
-    pub horizon_ticks: u32,
-    /// Margin in standard deviations of tick-to-tick input change added to the forecast.
+    /// Input history (by sample time) used for the trend and the volatility.
+    pub window: Duration,
+    /// How far ahead the trend is extrapolated (usually the reload delay plus a tick).
+    pub horizon: Duration,
+    /// Margin in standard deviations of the input's scatter around its trend line.
     pub volatility_k: f64,
-    /// Ticks of input history whose maximum must fit before relaxing.
-    pub relax_window_ticks: u32,
+    /// Input history (by sample time) whose maximum must fit before relaxing.
+    pub relax_window: Duration,
     /// Learned persistence below which an excursion is presumed transient: the engine
-    /// tracks how often an excursion above `escalate_above` was still there one tick
-    /// later, and if that share is below this, it waits `transient_confirm_ticks`.
+    /// tracks how often an excursion above `escalate_above` was still there at the next
+    /// sample, and if that share is below this, it waits `transient_confirm`.
     pub persistence_threshold: f64,
-    /// Ticks an excursion must last before escalating when excursions tend to be
-    /// transient (one-tick spikes cost two switches and buy nothing).
-    pub transient_confirm_ticks: u32,
+    /// How long an excursion must last before escalating when excursions tend to be
+    /// transient (one-sample spikes cost two switches and buy nothing).
+    pub transient_confirm: Duration,
 }
 
 /// Switch budget: at most `max_switches` inside any `window`.
@@ -93,7 +94,9 @@ pub struct OscillationConfig {
 pub struct EmergencyConfig {
     /// Output above `hard_ratio` × budget is an emergency.
     pub hard_ratio: f64,
-    /// No relaxation for this long after an emergency.
+    /// No relaxation for this long after an emergency switch. It takes the place of
+    /// `min_dwell_relax` after an emergency (the dwell guards ladder switches), so each of
+    /// the two guards decides on its own and neither shadows the other.
     pub lockout: Duration,
 }
 
@@ -119,8 +122,9 @@ pub struct GuardsConfig {
 pub struct BadInputConfig {
     /// An `Ok` sample older than this (relative to `now`) counts as stale.
     pub max_sample_age: Duration,
-    /// After this many consecutive bad ticks, the fallback profile may apply.
-    pub fallback_after_ticks: u32,
+    /// After the input has been bad for this long without a healthy sample, the fallback
+    /// profile may apply.
+    pub fallback_after: Duration,
     /// Index of the fallback profile; applied only if more protective than the current one.
     pub fallback_profile: Option<usize>,
 }
@@ -139,10 +143,10 @@ pub struct AnomalyConfig {
     pub threshold: f64,
     /// Whether the explosion rule may request an emergency (scores are reported either way).
     pub request_emergency: bool,
-    /// Ticks of output history for the linear trend (`predict_linear`).
-    pub trend_window_ticks: u32,
-    /// The explosion rule fires when the trend crosses the budget within this many ticks.
-    pub horizon_ticks: u32,
+    /// Output history (by sample time) for the linear trend (`predict_linear`).
+    pub trend_window: Duration,
+    /// The explosion rule fires when the trend crosses the budget within this time.
+    pub horizon: Duration,
 }
 
 /// Everything one pipeline's engine needs to decide.
@@ -158,7 +162,8 @@ pub struct EngineConfig {
     pub profiles: Vec<ProfileSpec>,
     /// Index of the profile assumed in force at start.
     pub initial_profile: usize,
-    /// Expected time between ticks; `next_wakeup` is `now + tick`.
+    /// Expected time between samples: `next_wakeup` is the latest sample time plus this,
+    /// and the PID's first update assumes it.
     pub tick: Duration,
     /// PID gains and limits.
     pub pid: PidConfig,
@@ -170,9 +175,9 @@ pub struct EngineConfig {
     pub guards: GuardsConfig,
     /// Bad-input handling.
     pub bad_input: BadInputConfig,
-    /// Ticks after a switch during which output/input is not used to measure retention
-    /// (the collector may still be reloading).
-    pub settle_ticks: u32,
+    /// Time after a profile comes into force during which output/input is not used to
+    /// measure its retention (the collector's rates still mix old and new).
+    pub settle: Duration,
     /// Anomaly detection on the pipeline's signals; `None` disables it.
     pub anomaly: Option<AnomalyConfig>,
 }
@@ -208,16 +213,16 @@ impl EngineConfig {
             hysteresis: HysteresisConfig {
                 escalate_above: 0.987,
                 relax_below: 0.95,
-                escalate_ticks: 1,
-                relax_ticks: 7,
+                escalate_for: Duration::ZERO,
+                relax_for: Duration::from_secs(90),
             },
             prediction: PredictionConfig {
-                window_ticks: 8,
-                horizon_ticks: 1,
+                window: Duration::from_secs(120),
+                horizon: Duration::from_secs(15),
                 volatility_k: 0.04,
-                relax_window_ticks: 22,
+                relax_window: Duration::from_secs(330),
                 persistence_threshold: 0.42,
-                transient_confirm_ticks: 4,
+                transient_confirm: Duration::from_secs(45),
             },
             guards: GuardsConfig {
                 min_dwell_escalate: Duration::from_secs(15),
@@ -239,18 +244,18 @@ impl EngineConfig {
             },
             bad_input: BadInputConfig {
                 max_sample_age: Duration::from_secs(60),
-                fallback_after_ticks: 4,
+                fallback_after: Duration::from_secs(45),
                 fallback_profile: None,
             },
-            settle_ticks: 2,
+            settle: Duration::from_secs(30),
             anomaly: Some(AnomalyConfig {
                 detector: DetectorKind::Ensemble,
                 watch_input: true,
                 watch_output: true,
                 threshold: DEFAULT_THRESHOLD,
                 request_emergency: true,
-                trend_window_ticks: 8,
-                horizon_ticks: 40,
+                trend_window: Duration::from_secs(120),
+                horizon: Duration::from_secs(600),
             }),
         }
     }
@@ -258,5 +263,10 @@ impl EngineConfig {
     /// Index of the most reducing profile.
     pub fn most_reducing(&self) -> usize {
         self.profiles.len().saturating_sub(1)
+    }
+
+    /// Index of the profile called `name`.
+    pub fn profile_index(&self, name: &str) -> Option<usize> {
+        self.profiles.iter().position(|p| p.name == name)
     }
 }

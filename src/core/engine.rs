@@ -1,70 +1,83 @@
 //! The engine: one per pipeline, `step(now, &Observation) -> Step`, level-triggered.
 //!
-//! Each healthy tick the engine measures the retention of the profile in force, forecasts
-//! demand (trend + volatility margin), adds the PID's correction, and so computes the
-//! *pressure* every profile would be under. The ladder wants to escalate when the current
-//! profile's pressure is above `escalate_above`, and to relax when a less-reducing profile's
-//! pressure (on the worst recent demand) is below `relax_below`. Between the two is the
-//! hysteresis band, where nothing moves. Every wanted switch then passes the guards
-//! (dwell, switch budget, oscillation, lockout, override); a refused switch is an event
-//! with the guard's name. Bad input holds, never relaxes, and may fall back to a more
-//! protective profile after K ticks.
+//! Each healthy *new* sample the engine measures the retention of the profile in force,
+//! forecasts demand (trend + volatility margin, on sample timestamps), adds the PID's
+//! correction, and so computes the *pressure* every profile would be under. The ladder
+//! wants to escalate when the decided profile's pressure has been above `escalate_above`
+//! for `escalate_for`, and to relax when a less-reducing profile's pressure (on the worst
+//! demand of the relax window) has been below `relax_below` for `relax_for`. Between the
+//! two is the hysteresis band, where nothing moves. Every wanted switch then passes the
+//! guards (dwell, switch budget, oscillation, lockout, override); a refused switch is an
+//! event with the guard's name. Bad input holds, never relaxes, and may fall back to a
+//! more protective profile once it has been bad for `fallback_after`.
+//!
+//! Everything is measured in time: streaks, windows, dwell and cooldowns are durations on
+//! `now` and on sample timestamps, so a step called twice at one instant, early for a
+//! command, or after a gap decides as the policy's durations say. A step with no sample
+//! newer than the last one evaluated changes no streak and no window: the ladder moves on
+//! samples, commands act at once.
+//!
+//! The engine keeps *decided* and *in force* apart: the actuator's report in each
+//! observation says what is in force, retention is measured against it, a failed apply is
+//! an event, and the decided profile falls back to what is really in force.
 
 use super::anomaly::Detector;
 use super::config::{AnomalyConfig, EngineConfig};
 use super::event::{
-    Action, Blocked, Cause, Decision, Evaluation, Event, Guard, Hold, HoldReason, Step,
+    Action, ApplyEvent, Audit, Blocked, Cause, Decision, Evaluation, Event, Guard, Hold,
+    HoldReason, Kept, Signal, Step,
 };
-use super::observation::{Command, Observation, Sample};
+use super::observation::{ApplyOutcome, Command, Observation, Sample};
 use super::pid::{PidCorrection, Room};
-use super::predict::DemandHistory;
+use super::predict::{History, Series};
 use super::time::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
+use std::time::Duration;
+
+/// Version of the persisted `EngineState`; a state of another version is not restored.
+pub const STATE_VERSION: u32 = 2;
 
 /// A switch that took place, kept for the switch budget and flap detection.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub struct SwitchRecord {
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SwitchRecord<P = usize> {
     /// When it was decided.
     pub at: Timestamp,
     /// Profile left.
-    pub from: usize,
+    pub from: P,
     /// Profile entered.
-    pub to: usize,
+    pub to: P,
 }
 
 /// A manual pin.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct OverrideState {
+pub struct OverrideState<P = usize> {
     /// Pinned profile.
-    pub profile: usize,
+    pub profile: P,
     /// When the pin lapses.
     pub until: Timestamp,
     /// Who pinned it.
     pub by: String,
 }
 
-/// Anomaly detectors of one pipeline, with the output history for the trend.
+/// Anomaly detectors of one pipeline.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AnomalyState {
     /// Detector on the input signal, if watched.
     pub input: Option<Detector>,
     /// Detector on the output signal, if watched.
     pub output: Option<Detector>,
-    /// Recent output, for the linear trend.
-    pub output_history: DemandHistory,
-    /// The last time a watched signal scored at or above the threshold: healthy ticks
-    /// since, which signal, and its score (for the sentence).
+    /// The last time a watched signal scored at or above the threshold.
     pub last_flag: Option<Flag>,
 }
 
 /// A watched signal scoring at or above the threshold.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Flag {
-    /// Healthy ticks since it happened.
-    pub ticks_ago: u32,
-    /// True for the output signal, false for the input.
-    pub output: bool,
+    /// Sample time it happened.
+    pub at: Timestamp,
+    /// Which signal.
+    pub signal: Signal,
     /// The score.
     pub score: f64,
 }
@@ -74,7 +87,6 @@ impl AnomalyState {
         AnomalyState {
             input: cfg.watch_input.then(|| Detector::new(cfg.detector)),
             output: cfg.watch_output.then(|| Detector::new(cfg.detector)),
-            output_history: DemandHistory::default(),
             last_flag: None,
         }
     }
@@ -91,18 +103,27 @@ impl AnomalyState {
     }
 }
 
-/// Everything the engine remembers between steps. Serialisable so the daemon can persist
-/// it; `Engine::restore` with this state continues with exactly the same decisions.
+/// Everything the engine remembers between steps, generic over how profiles are named:
+/// indices inside the engine, names in the persisted form (`EngineState`), so a changed
+/// ladder restores by name and a vanished profile is reported, never silently remapped.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct EngineState {
-    /// Profile in force (index into the ladder).
-    pub current: usize,
+pub struct EngineStateOf<P> {
+    /// `STATE_VERSION` when written.
+    pub version: u32,
+    /// Profile decided (what the last switch asked for, or what is in force after a
+    /// failed apply).
+    pub decided: P,
+    /// Profile the actuator last reported in force.
+    pub in_force: P,
+    /// Since when `in_force` has been in force (`None`: since before the engine started).
+    pub in_force_since: Option<Timestamp>,
     /// When the last switch was decided.
     pub last_switch_at: Option<Timestamp>,
-    /// Healthy ticks since the last switch (retention is measured only once settled).
-    pub ticks_since_switch: u32,
+    /// True if the last switch was an emergency (the lockout, not the relax dwell, then
+    /// guards relaxing).
+    pub last_switch_emergency: bool,
     /// Recent switches, pruned to the longest guard window.
-    pub history: VecDeque<SwitchRecord>,
+    pub history: VecDeque<SwitchRecord<P>>,
     /// No relaxation before this time (emergency lockout).
     pub lockout_until: Option<Timestamp>,
     /// No relaxation before this time (after a flap).
@@ -112,44 +133,103 @@ pub struct EngineState {
     /// Until when the flap streak is remembered.
     pub flap_memory_until: Option<Timestamp>,
     /// Manual override, if any.
-    pub pinned: Option<OverrideState>,
+    pub pinned: Option<OverrideState<P>>,
     /// The PID correction, integral included.
     pub pid: PidCorrection,
-    /// When the engine last updated the PID (for the real tick length).
-    pub last_eval_at: Option<Timestamp>,
-    /// Consecutive bad ticks.
-    pub bad_ticks: u32,
-    /// Consecutive ticks the escalate condition held.
-    pub escalate_streak: u32,
-    /// Consecutive ticks the relax condition held.
-    pub relax_streak: u32,
-    /// Recent demand.
-    pub demand: DemandHistory,
-    /// Learned share of excursions still present one tick after they started (EWMA).
+    /// Time of the newest sample evaluated (a sample no newer is no news).
+    pub last_sample_at: Option<Timestamp>,
+    /// Since when the input has been bad (no healthy sample), if it is.
+    pub bad_since: Option<Timestamp>,
+    /// First sample time of the current run of samples meeting the escalate condition.
+    pub escalate_since: Option<Timestamp>,
+    /// First sample time of the current run of samples meeting the relax condition.
+    pub relax_since: Option<Timestamp>,
+    /// Recent healthy samples.
+    pub samples: History,
+    /// Learned share of excursions still present at the next sample (EWMA over
+    /// excursions).
     pub persistence: f64,
-    /// Retention in force when an excursion started last tick, to judge whether it
-    /// persisted whatever was decided meanwhile.
+    /// Retention assumed when an excursion started at the previous sample, to judge
+    /// whether it persisted whatever was decided meanwhile.
     pub excursion_retention: Option<f64>,
-    /// Tick count at the start of the previous excursion; recurring excursions are not
+    /// Sample time of the start of the previous excursion; recurring excursions are not
     /// transient, whatever each one's length.
-    pub last_excursion_tick: Option<u64>,
-    /// Healthy ticks seen so far (the clock for `last_excursion_tick`).
-    pub healthy_ticks: u64,
-    /// Retention measured per profile (EWMA of output/input while settled in it).
-    pub measured_retention: Vec<Option<f64>>,
+    pub last_excursion_at: Option<Timestamp>,
+    /// Retention measured per profile (EWMA of output/input while settled in force).
+    pub measured_retention: Vec<(P, f64)>,
     /// Anomaly detectors, when the policy watches signals.
     pub anomaly: Option<AnomalyState>,
 }
+
+/// The persisted form: versioned, profiles by name.
+pub type EngineState = EngineStateOf<String>;
+
+impl<P> EngineStateOf<P> {
+    /// The same state with every profile reference mapped by `f`; references `f` cannot
+    /// map are dropped from the history, the pin and the measurements, and reported by
+    /// the caller. `decided` and `in_force` are mapped by `g`, which must succeed.
+    fn map<Q>(self, f: impl Fn(&P) -> Option<Q>, g: impl Fn(&P) -> Q) -> EngineStateOf<Q> {
+        EngineStateOf {
+            version: self.version,
+            decided: g(&self.decided),
+            in_force: g(&self.in_force),
+            in_force_since: self.in_force_since,
+            last_switch_at: self.last_switch_at,
+            last_switch_emergency: self.last_switch_emergency,
+            history: self
+                .history
+                .into_iter()
+                .filter_map(|r| {
+                    Some(SwitchRecord {
+                        at: r.at,
+                        from: f(&r.from)?,
+                        to: f(&r.to)?,
+                    })
+                })
+                .collect(),
+            lockout_until: self.lockout_until,
+            relax_frozen_until: self.relax_frozen_until,
+            flaps: self.flaps,
+            flap_memory_until: self.flap_memory_until,
+            pinned: self.pinned.and_then(|p| {
+                Some(OverrideState {
+                    profile: f(&p.profile)?,
+                    until: p.until,
+                    by: p.by,
+                })
+            }),
+            pid: self.pid,
+            last_sample_at: self.last_sample_at,
+            bad_since: self.bad_since,
+            escalate_since: self.escalate_since,
+            relax_since: self.relax_since,
+            samples: self.samples,
+            persistence: self.persistence,
+            excursion_retention: self.excursion_retention,
+            last_excursion_at: self.last_excursion_at,
+            measured_retention: self
+                .measured_retention
+                .into_iter()
+                .filter_map(|(p, r)| Some((f(&p)?, r)))
+                .collect(),
+            anomaly: self.anomaly,
+        }
+    }
+}
+
+/// Something a restore could not carry over as it was; the daemon logs each one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RestoreNote(pub String);
 
 /// One pipeline's controller.
 #[derive(Clone, Debug)]
 pub struct Engine {
     cfg: EngineConfig,
-    state: EngineState,
+    state: EngineStateOf<usize>,
 }
 
 // Smoothing of the measured retention: recent enough to notice a collector change within
-// a few ticks, smooth enough that one odd scrape does not move it much.
+// a few samples, smooth enough that one odd scrape does not move it much.
 const RETENTION_ALPHA: f64 = 0.2;
 // No pipeline has this many series; a larger value is a broken exporter or query, and
 // letting it in would overflow the control arithmetic.
@@ -157,22 +237,26 @@ const MAX_SERIES: f64 = 1e15;
 // How straight the output's recent rise must be for the explosion rule: a least-squares
 // line explaining 80% of the variance is a ramp, not noise or a lone spike.
 const EXPLOSION_R2: f64 = 0.8;
-// How much the output must have grown along that line within the trend window: an
+// How fast the output must grow along that line, as a share of its level per minute: an
 // explosion multiplies series within minutes, while noise that happens to line up for a
-// few ticks, or a daily peak, moves a few percent. Without this, extrapolating a short
-// noisy run over a long horizon cries wolf a few times a year.
-const EXPLOSION_MIN_GROWTH: f64 = 0.25;
+// few samples, or a daily peak, moves a few percent an hour. Per unit time, so it means
+// the same at any sampling rate (the earlier rule, 25% within an 8-sample window at 15 s,
+// was 14%/min at 15 s but 0.6%/min on hourly data).
+const EXPLOSION_MIN_GROWTH_PER_MIN: f64 = 0.15;
 // Memory of the excursion-persistence estimate: about the last five excursions.
 const PERSISTENCE_ALPHA: f64 = 0.2;
 
 impl Engine {
-    /// A fresh engine at the configured initial profile.
+    /// A fresh engine at the configured initial profile, assumed in force.
     pub fn new(cfg: EngineConfig) -> Self {
-        let current = cfg.initial_profile.min(cfg.most_reducing());
-        let state = EngineState {
-            current,
+        let initial = cfg.initial_profile.min(cfg.most_reducing());
+        let state = EngineStateOf {
+            version: STATE_VERSION,
+            decided: initial,
+            in_force: initial,
+            in_force_since: None,
             last_switch_at: None,
-            ticks_since_switch: 0,
+            last_switch_emergency: false,
             history: VecDeque::new(),
             lockout_until: None,
             relax_frozen_until: None,
@@ -180,43 +264,83 @@ impl Engine {
             flap_memory_until: None,
             pinned: None,
             pid: PidCorrection::new(),
-            last_eval_at: None,
-            bad_ticks: 0,
-            escalate_streak: 0,
-            relax_streak: 0,
-            demand: DemandHistory::default(),
+            last_sample_at: None,
+            bad_since: None,
+            escalate_since: None,
+            relax_since: None,
+            samples: History::default(),
             persistence: 1.0,
             excursion_retention: None,
-            last_excursion_tick: None,
-            healthy_ticks: 0,
-            measured_retention: vec![None; cfg.profiles.len()],
+            last_excursion_at: None,
+            measured_retention: Vec::new(),
             anomaly: cfg.anomaly.as_ref().map(AnomalyState::new),
         };
         Engine { cfg, state }
     }
 
-    /// Continues from a persisted state. A state from a different ladder is clamped into
-    /// this one rather than rejected: the daemon must come up.
-    pub fn restore(cfg: EngineConfig, mut state: EngineState) -> Self {
-        state.current = state.current.min(cfg.most_reducing());
-        state.measured_retention.resize(cfg.profiles.len(), None);
+    /// Continues from a persisted state, matching profiles by name. The daemon must come
+    /// up, so nothing here fails: what cannot be carried over is dropped or reset and
+    /// reported in the notes (a state of another version starts fresh; a decided
+    /// profile that vanished from the ladder becomes the one in force if that still
+    /// exists, else the initial profile).
+    pub fn restore(cfg: EngineConfig, state: EngineState) -> (Self, Vec<RestoreNote>) {
+        let mut notes = Vec::new();
+        if state.version != STATE_VERSION {
+            notes.push(RestoreNote(format!(
+                "saved state has version {}, this build writes {}; starting fresh",
+                state.version, STATE_VERSION
+            )));
+            return (Engine::new(cfg), notes);
+        }
+        let initial = cfg.initial_profile.min(cfg.most_reducing());
+        let lost: Vec<String> = [&state.decided, &state.in_force]
+            .into_iter()
+            .chain(state.history.iter().flat_map(|r| [&r.from, &r.to]))
+            .chain(state.pinned.iter().map(|p| &p.profile))
+            .chain(state.measured_retention.iter().map(|(p, _)| p))
+            .filter(|n| cfg.profile_index(n).is_none())
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        for name in &lost {
+            notes.push(RestoreNote(format!(
+                "saved state names profile `{name}`, which the policy no longer has; \
+                 what referred to it is dropped"
+            )));
+        }
+        let in_force = cfg.profile_index(&state.in_force);
+        let decided_ok = cfg.profile_index(&state.decided).is_some();
+        let mut s = state.map(
+            |n| cfg.profile_index(n),
+            |n| cfg.profile_index(n).or(in_force).unwrap_or(initial),
+        );
+        if !decided_ok {
+            notes.push(RestoreNote(format!(
+                "decided profile reset to `{}`",
+                cfg.profiles[s.decided].name
+            )));
+        }
         // A policy change may start or stop watching signals; keep what still applies.
-        state.anomaly = match (&cfg.anomaly, state.anomaly.take()) {
+        s.anomaly = match (&cfg.anomaly, s.anomaly.take()) {
             (None, _) => None,
             (Some(a), Some(old)) if old.matches(a) => Some(old),
-            (Some(a), _) => Some(AnomalyState::new(a)),
+            (Some(a), old) => {
+                if old.is_some() {
+                    notes.push(RestoreNote(
+                        "anomaly detectors changed with the policy; they warm up again".to_string(),
+                    ));
+                }
+                Some(AnomalyState::new(a))
+            }
         };
-        if let Some(p) = &state.pinned
-            && p.profile > cfg.most_reducing()
-        {
-            state.pinned = None;
-        }
-        Engine { cfg, state }
+        (Engine { cfg, state: s }, notes)
     }
 
-    /// The state to persist.
-    pub fn state(&self) -> &EngineState {
-        &self.state
+    /// The state to persist (profiles by name).
+    pub fn state(&self) -> EngineState {
+        let names = |i: &usize| self.cfg.profiles[*i].name.clone();
+        self.state.clone().map(|i| Some(names(i)), names)
     }
 
     /// The configuration in use.
@@ -224,70 +348,103 @@ impl Engine {
         &self.cfg
     }
 
-    /// Profile in force (index).
+    /// Profile decided (index): in force, or being applied.
     pub fn current(&self) -> usize {
-        self.state.current
+        self.state.decided
     }
 
-    /// Decide for this tick. Never fails: bad input becomes a `Held` event.
+    /// Profile the actuator last reported in force (index).
+    pub fn in_force(&self) -> usize {
+        self.state.in_force
+    }
+
+    /// Since when the profile in force has been in force, if known.
+    pub fn in_force_since(&self) -> Option<Timestamp> {
+        self.state.in_force_since
+    }
+
+    /// The active manual pin, if any.
+    pub fn pinned(&self) -> Option<&OverrideState> {
+        self.state.pinned.as_ref()
+    }
+
+    /// Deadlines of the guards that would refuse a relaxation right now, for the status
+    /// page: (guard, until).
+    pub fn active_guards(&self, now: Timestamp) -> Vec<(Guard, Timestamp)> {
+        let s = &self.state;
+        let g = &self.cfg.guards;
+        let mut out = Vec::new();
+        if let Some(t) = s.lockout_until.filter(|&t| t > now) {
+            out.push((Guard::Lockout, t));
+        }
+        if let Some(t) = s.relax_frozen_until.filter(|&t| t > now) {
+            out.push((Guard::Oscillation, t));
+        }
+        if let Some(last) = s.last_switch_at {
+            let t = last.plus(g.min_dwell_escalate);
+            if t > now {
+                out.push((Guard::DwellEscalate, t));
+            }
+            let t = last.plus(g.min_dwell_relax);
+            if t > now && !s.last_switch_emergency {
+                out.push((Guard::DwellRelax, t));
+            }
+        }
+        if let Some(p) = s.pinned.as_ref().filter(|p| p.until > now) {
+            out.push((Guard::Override, p.until));
+        }
+        out
+    }
+
+    /// Decide for this step. Never fails: bad input becomes a `Held` event.
     pub fn step(&mut self, now: Timestamp, obs: &Observation) -> Step {
         let mut step = Step {
             actions: Default::default(),
             events: Default::default(),
-            next_wakeup: now.plus(self.cfg.tick),
+            next_wakeup: now,
         };
-        self.expire(now);
-        let mut emergency: Option<Cause> = None;
-        for cmd in &obs.commands {
-            match cmd {
-                Command::Emergency { reason } => {
-                    emergency = Some(Cause::Requested {
-                        reason: reason.clone(),
-                    });
-                }
-                Command::Override { profile, ttl, by } if *profile < self.cfg.profiles.len() => {
-                    let ttl = (*ttl).min(self.cfg.guards.override_max_ttl);
-                    self.state.pinned = Some(OverrideState {
-                        profile: *profile,
-                        until: now.plus(ttl),
-                        by: by.clone(),
-                    });
-                }
-                // An index outside the ladder cannot be pinned; the caller (the HTTP
-                // override endpoint) validates names against the policy before this.
-                Command::Override { .. } => {}
-                Command::ClearOverride => self.state.pinned = None,
-            }
-        }
+        self.expire(now, &mut step);
+        self.take_applies(now, obs, &mut step);
+        let mut emergency = self.take_commands(now, obs, &mut step);
 
         let wanted = match self.read(now, obs) {
             Err(hold) => {
-                self.state.bad_ticks += 1;
-                let hold = Hold {
-                    bad_ticks: self.state.bad_ticks,
-                    ..hold
-                };
-                step.events.push(Event::Held(hold));
+                let since = *self.state.bad_since.get_or_insert(now);
+                let bad_for = now.saturating_since(since);
                 let fallback = self
                     .cfg
                     .bad_input
                     .fallback_profile
-                    .filter(|&f| f > self.state.current)
-                    .filter(|_| self.state.bad_ticks >= self.cfg.bad_input.fallback_after_ticks);
+                    .filter(|&f| f > self.state.decided)
+                    .filter(|_| bad_for >= self.cfg.bad_input.fallback_after);
+                step.events.push(Event::Held(Hold {
+                    since,
+                    bad_for,
+                    ..hold
+                }));
                 emergency
                     .map(|c| (self.cfg.most_reducing(), c))
-                    .or(fallback.map(|f| {
-                        (
-                            f,
-                            Cause::Fallback {
-                                bad_ticks: self.state.bad_ticks,
-                            },
-                        )
-                    }))
+                    .or(fallback.map(|f| (f, Cause::Fallback { bad_for })))
+                    .map(|w| (w, None))
             }
-            Ok((input, output)) => {
-                self.state.bad_ticks = 0;
-                let (eval, wanted) = self.evaluate(now, input, output);
+            Ok(None) => {
+                // Fresh enough, but nothing new: commands act, the ladder waits.
+                self.state.bad_since = None;
+                let kept = Kept::NoNewSample {
+                    last: self.state.last_sample_at.unwrap_or(now),
+                };
+                emergency
+                    .map(|c| (self.cfg.most_reducing(), c))
+                    .map(|w| (w, Some(kept.clone())))
+                    .or_else(|| {
+                        step.events.push(Event::Kept(kept));
+                        None
+                    })
+            }
+            Ok(Some((at, input, output))) => {
+                self.state.bad_since = None;
+                let (eval, wanted) = self.evaluate(at, input, output);
+                let pressure = eval.pressure;
                 step.events.push(Event::Evaluated(eval));
                 let hard = self.cfg.guards.emergency.hard_ratio;
                 if emergency.is_none() && output > hard * self.cfg.budget_series {
@@ -297,56 +454,36 @@ impl Engine {
                     });
                 }
                 if emergency.is_none() {
-                    emergency = self.explosion(output);
+                    emergency = self.explosion(at, output);
                 }
-                match emergency {
-                    Some(c) => Some((self.cfg.most_reducing(), c)),
-                    None => wanted,
+                match (emergency, wanted) {
+                    (Some(c), w) => Some((
+                        (self.cfg.most_reducing(), c),
+                        Some(w.err().unwrap_or(Kept::AtMostReducing { pressure })),
+                    )),
+                    (None, Ok(w)) => Some((w, None)),
+                    (None, Err(kept)) => {
+                        step.events.push(Event::Kept(kept));
+                        None
+                    }
                 }
             }
         };
-        let is_emergency = matches!(
-            wanted,
-            Some((
-                _,
-                Cause::HardLimit { .. } | Cause::Requested { .. } | Cause::Anomaly { .. }
-            ))
-        );
-        if is_emergency {
-            self.state.lockout_until = Some(now.plus(self.cfg.guards.emergency.lockout));
-        }
-        // A pin overrides the ladder (but not the lockout or the switch budget).
-        let wanted = match (&self.state.pinned, wanted) {
-            (Some(p), _) if p.profile != self.state.current => Some((
-                p.profile,
-                Cause::Override {
-                    by: p.by.clone(),
-                    until: p.until,
-                },
-            )),
-            (Some(_), Some((to, _))) if to != self.state.current => {
-                step.events.push(Event::Blocked(Blocked {
-                    guard: Guard::Override,
-                    from: self.state.current,
-                    to,
-                    until: self.state.pinned.as_ref().map(|p| p.until),
-                }));
-                None
-            }
-            (_, w) => w,
+        // What the step says if the wanted switch turns out to be no switch at all.
+        let (wanted, fallback_kept) = match wanted {
+            Some((w, k)) => (Some(w), k),
+            None => (None, None),
         };
-        if let Some((to, cause)) = wanted
-            && to != self.state.current
-        {
-            match self.guard(now, to, &cause) {
-                Err(blocked) => step.events.push(Event::Blocked(blocked)),
-                Ok(()) => {
-                    let decision = self.switch(now, to, cause);
-                    step.actions.push(Action::ApplyProfile { profile: to });
-                    step.events.push(Event::Switched(decision));
-                }
-            }
-        }
+        self.decide(now, wanted, fallback_kept, &mut step);
+
+        // The next sample is due a tick after the last one; if that is past (input bad, or
+        // a late caller), a tick from now, so a caller following this never spins.
+        step.next_wakeup = self
+            .state
+            .last_sample_at
+            .map(|t| t.plus(self.cfg.tick))
+            .filter(|&t| t > now)
+            .unwrap_or(now.plus(self.cfg.tick.max(Duration::from_millis(1))));
         if let Some(p) = &self.state.pinned
             && p.until > now
         {
@@ -355,10 +492,78 @@ impl Engine {
         step
     }
 
+    /// Turns what the ladder (or an emergency, a fallback, a pin) wants into a switch, a
+    /// block, or a kept explanation; pushes exactly one explanation unless one is there.
+    fn decide(
+        &mut self,
+        now: Timestamp,
+        wanted: Option<(usize, Cause)>,
+        fallback_kept: Option<Kept>,
+        step: &mut Step,
+    ) {
+        let explained = step.events.iter().any(Event::is_explanation);
+        let decided = self.state.decided;
+        if let Some((_, cause)) = &wanted
+            && cause.is_emergency()
+        {
+            self.state.lockout_until = Some(now.plus(self.cfg.guards.emergency.lockout));
+        }
+        // A pin overrides the ladder (but not the lockout or the switch budget).
+        let wanted = match (&self.state.pinned, wanted) {
+            (Some(p), _) if p.profile != decided => Some((
+                p.profile,
+                Cause::Override {
+                    by: p.by.clone(),
+                    until: p.until,
+                },
+            )),
+            (Some(p), Some((to, _))) if to != decided => {
+                let until = p.until;
+                step.events.push(Event::Blocked(Blocked {
+                    guard: Guard::Override,
+                    from: decided,
+                    to,
+                    until: Some(until),
+                }));
+                return;
+            }
+            (Some(p), _) => {
+                if !explained {
+                    step.events
+                        .push(Event::Kept(Kept::Pinned { until: p.until }));
+                }
+                return;
+            }
+            (None, w) => w,
+        };
+        match wanted {
+            Some((to, cause)) if to != decided => match self.guard(now, to, &cause) {
+                Err(blocked) => step.events.push(Event::Blocked(blocked)),
+                Ok(()) => {
+                    let decision = self.switch(now, to, cause);
+                    step.actions.push(Action::ApplyProfile { profile: to });
+                    step.events.push(Event::Switched(decision));
+                }
+            },
+            _ => {
+                if !step.events.iter().any(Event::is_explanation) {
+                    // Only an emergency or a fallback to the profile already decided gets
+                    // here without its own explanation.
+                    let kept = fallback_kept.unwrap_or(Kept::NoNewSample {
+                        last: self.state.last_sample_at.unwrap_or(now),
+                    });
+                    step.events.push(Event::Kept(kept));
+                }
+            }
+        }
+    }
+
     /// Drops deadlines that have passed, so the persisted state stays small.
-    fn expire(&mut self, now: Timestamp) {
+    fn expire(&mut self, now: Timestamp, step: &mut Step) {
         let s = &mut self.state;
-        if s.pinned.as_ref().is_some_and(|p| p.until <= now) {
+        if let Some(p) = s.pinned.as_ref().filter(|p| p.until <= now) {
+            step.events
+                .push(Event::Audit(Audit::OverrideExpired { profile: p.profile }));
             s.pinned = None;
         }
         if s.lockout_until.is_some_and(|t| t <= now) {
@@ -378,14 +583,129 @@ impl Engine {
         }
     }
 
-    /// Classifies the observation: both signals usable, or why not.
-    fn read(&self, now: Timestamp, obs: &Observation) -> Result<(f64, f64), Hold> {
+    /// Takes in the actuator's report: what is in force, and how applies ended.
+    fn take_applies(&mut self, now: Timestamp, obs: &Observation, step: &mut Step) {
+        let n = self.cfg.profiles.len();
+        let before = self.state.in_force;
+        let mut in_force = before;
+        for a in obs.applies.iter().filter(|a| a.profile < n) {
+            let (ok, rolled_back, reason) = match &a.outcome {
+                ApplyOutcome::Applied => (true, false, None),
+                ApplyOutcome::Failed { reason } => (false, false, Some(reason.clone())),
+                ApplyOutcome::RolledBack { reason } => (false, true, Some(reason.clone())),
+            };
+            if ok {
+                in_force = a.profile;
+            }
+            step.events.push(Event::Applied(ApplyEvent {
+                profile: a.profile,
+                ok,
+                reason,
+                rolled_back,
+                in_force: obs.in_force.filter(|&p| p < n).unwrap_or(in_force),
+            }));
+        }
+        if let Some(p) = obs.in_force.filter(|&p| p < n) {
+            in_force = p;
+        }
+        if in_force != before {
+            self.state.in_force = in_force;
+            self.state.in_force_since = Some(now);
+        }
+        // Re-plan from reality: an apply of the decided profile that failed leaves the
+        // pipeline on what is in force, and the engine must not believe otherwise.
+        let failed_decided = obs.applies.iter().any(|a| {
+            a.profile == self.state.decided && !matches!(a.outcome, ApplyOutcome::Applied)
+        });
+        if failed_decided {
+            self.state.decided = self.state.in_force;
+            self.state.escalate_since = None;
+            self.state.relax_since = None;
+        }
+    }
+
+    /// Handles commands; returns an emergency cause if one was requested.
+    fn take_commands(
+        &mut self,
+        now: Timestamp,
+        obs: &Observation,
+        step: &mut Step,
+    ) -> Option<Cause> {
+        let mut emergency = None;
+        for cmd in &obs.commands {
+            match cmd {
+                Command::Emergency { by, reason } => {
+                    step.events.push(Event::Audit(Audit::EmergencyRequested {
+                        by: by.clone(),
+                        reason: reason.clone(),
+                    }));
+                    emergency = Some(Cause::Requested {
+                        by: by.clone(),
+                        reason: reason.clone(),
+                    });
+                }
+                Command::Override {
+                    profile,
+                    ttl,
+                    by,
+                    reason,
+                } if *profile < self.cfg.profiles.len() && !ttl.is_zero() => {
+                    let ttl = (*ttl).min(self.cfg.guards.override_max_ttl);
+                    let until = now.plus(ttl);
+                    self.state.pinned = Some(OverrideState {
+                        profile: *profile,
+                        until,
+                        by: by.clone(),
+                    });
+                    step.events.push(Event::Audit(Audit::OverrideSet {
+                        profile: *profile,
+                        until,
+                        by: by.clone(),
+                        reason: reason.clone(),
+                    }));
+                }
+                // The HTTP endpoint validates names against the policy before this; an
+                // index outside the ladder or a zero TTL still cannot be pinned.
+                Command::Override { by, profile, .. } => {
+                    step.events.push(Event::Audit(Audit::Refused {
+                        by: by.clone(),
+                        reason: if *profile < self.cfg.profiles.len() {
+                            "an override needs a TTL above zero".to_string()
+                        } else {
+                            format!("profile {profile} is not on the ladder")
+                        },
+                    }));
+                }
+                Command::ClearOverride { by } => {
+                    if self.state.pinned.take().is_some() {
+                        step.events
+                            .push(Event::Audit(Audit::OverrideCleared { by: by.clone() }));
+                    } else {
+                        step.events.push(Event::Audit(Audit::Refused {
+                            by: by.clone(),
+                            reason: "no override to clear".to_string(),
+                        }));
+                    }
+                }
+            }
+        }
+        emergency
+    }
+
+    /// Classifies the observation: a new healthy sample `(at, input, output)`, a fresh
+    /// one already evaluated (`None`), or why it is unusable.
+    fn read(
+        &self,
+        now: Timestamp,
+        obs: &Observation,
+    ) -> Result<Option<(Timestamp, f64, f64)>, Hold> {
         let max_age = self.cfg.bad_input.max_sample_age;
-        let one = |signal: &'static str, s: &Sample| -> Result<f64, Hold> {
+        let one = |signal: Signal, s: &Sample| -> Result<(f64, Timestamp), Hold> {
             let hold = |reason, age| Hold {
                 signal,
                 reason,
-                bad_ticks: 0,
+                since: now,
+                bad_for: Duration::ZERO,
                 age,
             };
             match s {
@@ -396,7 +716,7 @@ impl Engine {
                     } else if !value.is_finite() || *value < 0.0 || *value > MAX_SERIES {
                         Err(hold(HoldReason::Error, None))
                     } else {
-                        Ok(*value)
+                        Ok((*value, *at))
                     }
                 }
                 Sample::Empty => Err(hold(HoldReason::Empty, None)),
@@ -404,47 +724,87 @@ impl Engine {
                 Sample::Error { .. } => Err(hold(HoldReason::Error, None)),
             }
         };
-        Ok((one("input", &obs.input)?, one("output", &obs.output)?))
+        let (input, at_in) = one(Signal::Input, &obs.input)?;
+        let (output, at_out) = one(Signal::Output, &obs.output)?;
+        let at = at_in.max(at_out);
+        Ok(match self.state.last_sample_at {
+            Some(last) if at <= last => None,
+            _ => Some((at, input, output)),
+        })
     }
 
     /// Retention to assume for profile `i`: measured if known, else expected.
     fn retention(&self, i: usize) -> f64 {
-        self.state.measured_retention[i].unwrap_or(self.cfg.profiles[i].retention)
+        self.state
+            .measured_retention
+            .iter()
+            .find(|(p, _)| *p == i)
+            .map_or(self.cfg.profiles[i].retention, |(_, r)| *r)
     }
 
-    /// The control law on a healthy tick: what the ladder wants, before guards.
+    /// How long the history must reach back for every window that reads it.
+    fn history_keep(&self) -> Duration {
+        let pc = &self.cfg.prediction;
+        let trend = self
+            .cfg
+            .anomaly
+            .as_ref()
+            .map_or(Duration::ZERO, |a| a.trend_window);
+        pc.window.max(pc.relax_window).max(trend)
+    }
+
+    /// The control law on a healthy new sample at `at`: what the ladder wants before
+    /// guards, or the condition that kept the decided profile.
     fn evaluate(
         &mut self,
-        now: Timestamp,
+        at: Timestamp,
         input: f64,
         output: f64,
-    ) -> (Evaluation, Option<(usize, Cause)>) {
-        let (anomaly_input, anomaly_output) = self.score(now, input, output);
+    ) -> (Evaluation, Result<(usize, Cause), Kept>) {
+        let (anomaly_input, anomaly_output) = self.score(at, input, output);
+        let max_gap = self.cfg.bad_input.max_sample_age;
+        // A gap longer than a sample may be old breaks every streak: what happened in it
+        // is unknown, and must not read as a run of identical samples.
+        let prev_at = self.state.last_sample_at;
+        let gap = prev_at.map(|p| at.saturating_since(p));
+        if gap.is_some_and(|g| g > max_gap) {
+            self.state.escalate_since = None;
+            self.state.relax_since = None;
+            self.state.excursion_retention = None;
+        }
+        self.state.last_sample_at = Some(at);
         let cfg = &self.cfg;
-        let cur = self.state.current;
+        let cur = self.state.decided;
         let budget = cfg.budget_series;
-        self.state.ticks_since_switch = self.state.ticks_since_switch.saturating_add(1);
-        if self.state.ticks_since_switch > cfg.settle_ticks && input > 0.0 {
+        let settled = self
+            .state
+            .in_force_since
+            .is_none_or(|t| at.saturating_since(t) >= cfg.settle);
+        if settled && input > 0.0 {
             let r = (output / input).clamp(0.0, 1.0);
-            let m = &mut self.state.measured_retention[cur];
-            *m = Some(m.map_or(r, |old| old + RETENTION_ALPHA * (r - old)));
+            let f = self.state.in_force;
+            match self
+                .state
+                .measured_retention
+                .iter_mut()
+                .find(|(p, _)| *p == f)
+            {
+                Some((_, m)) => *m += RETENTION_ALPHA * (r - *m),
+                None => self.state.measured_retention.push((f, r)),
+            }
         }
 
-        let pc = &cfg.prediction;
-        let trend = cfg.anomaly.as_ref().map_or(0, |a| a.trend_window_ticks);
-        let cap = pc.window_ticks.max(pc.relax_window_ticks).max(trend) as usize;
-        self.state.demand.push(input, cap);
-        let fc = self.state.demand.forecast(
-            pc.window_ticks as usize,
-            pc.horizon_ticks,
-            pc.volatility_k,
-            pc.relax_window_ticks as usize,
-        );
+        let pc = cfg.prediction;
+        let keep = self.history_keep();
+        self.state.samples.push(at, input, output, keep);
+        let fc =
+            self.state
+                .samples
+                .forecast(pc.window, pc.horizon, pc.volatility_k, pc.relax_window);
 
-        let dt = self.state.last_eval_at.map_or(cfg.tick.as_secs_f64(), |t| {
-            now.saturating_since(t).as_secs_f64()
-        });
-        self.state.last_eval_at = Some(now);
+        // The PID integrates over real elapsed sample time, but not over a gap it knows
+        // nothing about.
+        let dt = gap.map_or(cfg.tick, |g| g.min(max_gap)).as_secs_f64();
         let room = Room {
             can_escalate: cur < cfg.most_reducing(),
             can_relax: cur > 0,
@@ -455,7 +815,16 @@ impl Engine {
             .update(&cfg.pid, output / budget, cfg.target_ratio, dt, room);
         let correction = terms.output;
         let pressure_of = |r: f64, demand: f64| demand * r / budget + correction;
-        let pressure = pressure_of(self.retention(cur), fc.escalate);
+        let rets: smallvec::SmallVec<[f64; 8]> =
+            (0..cfg.profiles.len()).map(|j| self.retention(j)).collect();
+        let r_cur = rets[cur];
+        let pressure = pressure_of(r_cur, fc.escalate);
+        let measured_in_force = self
+            .state
+            .measured_retention
+            .iter()
+            .find(|(p, _)| *p == self.state.in_force)
+            .map(|(_, r)| *r);
         let eval = Evaluation {
             p: terms.p,
             i: terms.i,
@@ -463,142 +832,183 @@ impl Engine {
             output: terms.output,
             pressure,
             predicted_input: fc.escalate,
-            measured_retention: self.state.measured_retention[cur],
+            measured_retention: measured_in_force,
             anomaly_input,
             anomaly_output,
         };
 
         let h = cfg.hysteresis;
         let above = pressure > h.escalate_above;
-        // Did last tick's excursion persist? Judged on demand against the retention of
-        // the time, so an escalation in between does not hide the answer.
+        // Did the previous sample's excursion persist? Judged on demand against the
+        // retention of the time, so an escalation in between does not hide the answer.
         if let Some(r) = self.state.excursion_retention.take() {
             let still = pressure_of(r, input) > h.escalate_above;
             let x = if still { 1.0 } else { 0.0 };
             self.state.persistence += PERSISTENCE_ALPHA * (x - self.state.persistence);
         }
-        self.state.healthy_ticks += 1;
         let mut recurring = false;
-        if above && self.state.escalate_streak == 0 {
-            self.state.excursion_retention = Some(self.retention(cur));
-            let t = self.state.healthy_ticks;
+        if above && self.state.escalate_since.is_none() {
+            self.state.excursion_retention = Some(r_cur);
             recurring = self
                 .state
-                .last_excursion_tick
-                .is_some_and(|last| t - last <= u64::from(pc.relax_window_ticks));
-            self.state.last_excursion_tick = Some(t);
+                .last_excursion_at
+                .is_some_and(|last| at.saturating_since(last) <= pc.relax_window);
+            self.state.last_excursion_at = Some(at);
         }
-        self.state.escalate_streak = if above && room.can_escalate {
-            self.state.escalate_streak + 1
+        let escalate_since = if above && room.can_escalate {
+            *self.state.escalate_since.get_or_insert(at)
         } else {
-            0
+            self.state.escalate_since = None;
+            at
         };
-        let confirm = if self.state.persistence < pc.persistence_threshold && !recurring {
-            pc.transient_confirm_ticks.max(h.escalate_ticks)
+        let transient = self.state.persistence < pc.persistence_threshold && !recurring;
+        let confirm = if transient {
+            pc.transient_confirm.max(h.escalate_for)
         } else {
-            h.escalate_ticks
+            h.escalate_for
         };
-        // Least reducing profile below the current one that fits the worst recent demand.
+        // Least reducing profile below the decided one that fits the worst recent demand.
         // Measured retentions can come out of ladder order (a reload slower than
-        // `settle_ticks`); judging a less-reducing profile as keeping less than the current
-        // one would relax inside the hysteresis band, so the ladder order is enforced.
-        let r_cur = self.retention(cur);
-        // Never relax into an explosion that is still going on: while demand rises along a
-        // clean line, the less-reducing profile must fit where that line is headed.
-        let relax_demand = fc.relax.max(self.explosive_demand().unwrap_or(0.0));
-        let relax_to = (0..cur)
-            .find(|&j| pressure_of(self.retention(j).max(r_cur), relax_demand) < h.relax_below);
-        self.state.relax_streak = if relax_to.is_some() {
-            self.state.relax_streak + 1
-        } else {
-            0
+        // `settle`); judging a less-reducing profile as keeping less than the current one
+        // would relax inside the hysteresis band, so the ladder order is enforced.
+        // Never relax into an explosion that is still going on: while demand rises along
+        // a clean line, the less-reducing profile must fit where that line is headed.
+        let headed = self.explosive_demand();
+        let relax_demand = fc.relax.max(headed.unwrap_or(0.0));
+        let fits = |j: usize, demand: f64| pressure_of(rets[j].max(r_cur), demand) < h.relax_below;
+        let relax_to = (0..cur).find(|&j| fits(j, relax_demand));
+        let pending = self.state.decided != self.state.in_force;
+        let relax_since = match relax_to {
+            Some(_) if !pending => *self.state.relax_since.get_or_insert(at),
+            _ => {
+                self.state.relax_since = None;
+                at
+            }
         };
 
-        let wanted = if self.state.escalate_streak >= confirm.max(1) {
+        let held_up = at.saturating_since(escalate_since);
+        let wanted = if above && room.can_escalate && held_up >= confirm {
             let to = (cur + 1..cfg.profiles.len())
-                .find(|&j| {
-                    pressure_of(self.retention(j).min(r_cur), fc.escalate) <= h.escalate_above
-                })
+                .find(|&j| pressure_of(rets[j].min(r_cur), fc.escalate) <= h.escalate_above)
                 .unwrap_or(cfg.most_reducing());
-            let cause = Cause::Pressure {
-                output,
-                pressure,
-                threshold: h.escalate_above,
-                ticks: self.state.escalate_streak,
-            };
-            Some((to, cause))
-        } else if let Some(to) =
-            relax_to.filter(|_| self.state.relax_streak >= h.relax_ticks.max(1))
-        {
-            let predicted_output = fc.relax * self.retention(to);
-            let cause = Cause::Fits {
-                predicted_output,
-                threshold: h.relax_below,
-                ticks: self.state.relax_streak,
-            };
-            Some((to, cause))
+            Ok((
+                to,
+                Cause::Pressure {
+                    output,
+                    pressure,
+                    threshold: h.escalate_above,
+                    held_for: held_up,
+                },
+            ))
+        } else if above && room.can_escalate {
+            Err(Kept::EscalateStreak {
+                since: escalate_since,
+                need: confirm,
+                transient,
+            })
+        } else if above {
+            Err(Kept::AtMostReducing { pressure })
+        } else if let Some(to) = relax_to {
+            let held = at.saturating_since(relax_since);
+            if pending {
+                Err(Kept::ApplyPending {
+                    profile: cur,
+                    since: self.state.last_switch_at.unwrap_or(at),
+                })
+            } else if held >= h.relax_for {
+                Ok((
+                    to,
+                    Cause::Fits {
+                        predicted_output: fc.relax * rets[to],
+                        threshold: h.relax_below,
+                        held_for: held,
+                    },
+                ))
+            } else {
+                Err(Kept::RelaxStreak {
+                    to,
+                    since: relax_since,
+                    need: h.relax_for,
+                })
+            }
+        } else if cur > 0 && fits(cur - 1, fc.escalate) {
+            // It would fit today's demand: say what held it back.
+            match headed {
+                Some(headed_to) if !fits(cur - 1, fc.relax) || headed_to > fc.relax => {
+                    if fits(cur - 1, fc.relax) {
+                        Err(Kept::ExplosionTrend { headed_to })
+                    } else {
+                        Err(Kept::RelaxWindow {
+                            worst_input: fc.relax,
+                            window: pc.relax_window,
+                        })
+                    }
+                }
+                _ => Err(Kept::RelaxWindow {
+                    worst_input: fc.relax,
+                    window: pc.relax_window,
+                }),
+            }
         } else {
-            None
+            Err(Kept::InBand {
+                pressure,
+                escalate_above: h.escalate_above,
+                relax_below: h.relax_below,
+            })
         };
         (eval, wanted)
     }
 
-    /// Scores the watched signals and records output for the trend.
-    fn score(&mut self, now: Timestamp, input: f64, output: f64) -> (Option<f64>, Option<f64>) {
+    /// Scores the watched signals.
+    fn score(&mut self, at: Timestamp, input: f64, output: f64) -> (Option<f64>, Option<f64>) {
         let (Some(cfg), Some(st)) = (&self.cfg.anomaly, &mut self.state.anomaly) else {
             return (None, None);
         };
-        st.output_history
-            .push(output, cfg.trend_window_ticks.max(2) as usize);
-        let s_in = st.input.as_mut().map(|d| d.update(now, input));
-        let s_out = st.output.as_mut().map(|d| d.update(now, output));
-        if let Some(f) = &mut st.last_flag {
-            f.ticks_ago = f.ticks_ago.saturating_add(1);
-        }
-        for (output, s) in [(false, s_in), (true, s_out)] {
+        let s_in = st.input.as_mut().map(|d| d.update(at, input));
+        let s_out = st.output.as_mut().map(|d| d.update(at, output));
+        for (signal, s) in [(Signal::Input, s_in), (Signal::Output, s_out)] {
             if let Some(score) = s.filter(|&s| s >= cfg.threshold) {
-                st.last_flag = Some(Flag {
-                    ticks_ago: 0,
-                    output,
-                    score,
-                });
+                st.last_flag = Some(Flag { at, signal, score });
             }
         }
         (s_in, s_out)
     }
 
     /// The explosion rule: a watched signal was flagged anomalous within the trend window,
-    /// the output's recent history is a clean upward line (R² ≥ `EXPLOSION_R2`) that grew
-    /// by at least `EXPLOSION_MIN_GROWTH` within the window, and that line crosses the
-    /// budget within the horizon. Each alone is common and harmless (a
-    /// dip or a lone spike is anomalous, a daily peak trends up); together they are the
-    /// unbounded-label case that must not wait for the ladder's normal pace.
-    fn explosion(&self, output: f64) -> Option<Cause> {
+    /// the output's recent history is a clean upward line (R² ≥ `EXPLOSION_R2`, at least
+    /// three samples) growing by at least `EXPLOSION_MIN_GROWTH_PER_MIN` of its level per
+    /// minute, and that line crosses the budget within the horizon. Each alone is common
+    /// and harmless (a dip or a lone spike is anomalous, a daily peak trends up); together
+    /// they are the unbounded-label case that must not wait for the ladder's normal pace.
+    fn explosion(&self, at: Timestamp, output: f64) -> Option<Cause> {
         let cfg = self.cfg.anomaly.as_ref().filter(|a| a.request_emergency)?;
         let st = self.state.anomaly.as_ref()?;
-        if self.state.current == self.cfg.most_reducing() {
+        if self.state.decided == self.cfg.most_reducing() {
             return None;
         }
-        let w = cfg.trend_window_ticks.max(3);
-        let flag = st.last_flag.filter(|f| f.ticks_ago < w)?;
-        let fit = st.output_history.trend_fit(w as usize)?;
-        let predicted = fit.fitted_latest + fit.slope * f64::from(cfg.horizon_ticks);
-        let budget = self.cfg.budget_series;
-        let start = fit.fitted_latest - fit.slope * f64::from(w - 1);
-        let growth = fit.slope * f64::from(w - 1) / start.max(1.0);
-        if !(fit.slope > 0.0
+        let flag = st
+            .last_flag
+            .filter(|f| at.saturating_since(f.at) < cfg.trend_window)?;
+        let fit = self
+            .state
+            .samples
+            .trend_fit(Series::Output, cfg.trend_window, 3)?;
+        let predicted = fit.fitted_latest + fit.slope_per_sec * cfg.horizon.as_secs_f64();
+        let start = fit.fitted_latest - fit.slope_per_sec * fit.span.as_secs_f64();
+        let growth_per_min = fit.slope_per_sec * 60.0 / start.max(1.0);
+        if !(fit.slope_per_sec > 0.0
             && fit.r2 >= EXPLOSION_R2
-            && growth >= EXPLOSION_MIN_GROWTH
-            && predicted > budget)
+            && growth_per_min >= EXPLOSION_MIN_GROWTH_PER_MIN
+            && predicted > self.cfg.budget_series)
         {
             return None;
         }
         Some(Cause::Anomaly {
-            signal: if flag.output { "output" } else { "input" }.to_string(),
+            signal: flag.signal,
             score: flag.score,
             output,
             predicted_output: predicted,
-            horizon: self.cfg.tick * cfg.horizon_ticks,
+            horizon: cfg.horizon,
         })
     }
 
@@ -608,17 +1018,19 @@ impl Engine {
     /// little.
     fn explosive_demand(&self) -> Option<f64> {
         let cfg = self.cfg.anomaly.as_ref()?;
-        let w = self.cfg.prediction.relax_window_ticks.max(3) as usize;
-        let fit = self.state.demand.trend_fit(w)?;
-        (fit.slope > 0.0 && fit.r2 >= EXPLOSION_R2)
-            .then(|| fit.fitted_latest + fit.slope * f64::from(cfg.horizon_ticks))
+        let fit =
+            self.state
+                .samples
+                .trend_fit(Series::Input, self.cfg.prediction.relax_window, 3)?;
+        (fit.slope_per_sec > 0.0 && fit.r2 >= EXPLOSION_R2)
+            .then(|| fit.fitted_latest + fit.slope_per_sec * cfg.horizon.as_secs_f64())
     }
 
     /// Checks a wanted switch against every guard; the first that refuses is named.
     fn guard(&self, now: Timestamp, to: usize, cause: &Cause) -> Result<(), Blocked> {
         let s = &self.state;
         let g = &self.cfg.guards;
-        let from = s.current;
+        let from = s.decided;
         let escalation = to > from;
         let overriding = matches!(cause, Cause::Override { .. });
         let block = |guard, until| {
@@ -648,8 +1060,11 @@ impl Engine {
             }
         }
         if !overriding && let Some(last) = s.last_switch_at {
+            // After an emergency the lockout guards relaxing instead of the relax dwell.
             let (dwell, guard) = if escalation {
                 (g.min_dwell_escalate, Guard::DwellEscalate)
+            } else if s.last_switch_emergency {
+                (Duration::ZERO, Guard::DwellRelax)
             } else {
                 (g.min_dwell_relax, Guard::DwellRelax)
             };
@@ -672,7 +1087,7 @@ impl Engine {
 
     /// Applies a switch to the state and describes it.
     fn switch(&mut self, now: Timestamp, to: usize, cause: Cause) -> Decision {
-        let from = self.state.current;
+        let from = self.state.decided;
         let g = &self.cfg.guards;
         // An escalation straight back to the profile just left is a flap the guard could
         // not prevent (protection comes first); freeze relaxing so it does not repeat.
@@ -696,14 +1111,12 @@ impl Engine {
         self.state
             .history
             .push_back(SwitchRecord { at: now, from, to });
-        self.state.current = to;
+        self.state.decided = to;
         self.state.last_switch_at = Some(now);
-        self.state.ticks_since_switch = 0;
-        self.state.escalate_streak = 0;
-        self.state.relax_streak = 0;
-        let y =
-            self.state.demand.latest().unwrap_or(0.0) * self.retention(to) / self.cfg.budget_series;
-        self.state.pid.rebase(y);
+        self.state.last_switch_emergency = cause.is_emergency();
+        self.state.escalate_since = None;
+        self.state.relax_since = None;
+        self.state.pid.rebase();
         Decision {
             pipeline: self.cfg.pipeline.clone(),
             from: self.cfg.profiles[from].name.clone(),

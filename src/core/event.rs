@@ -1,5 +1,11 @@
-//! What a step returns: actions for the actuator, events for metrics/logs, and the
-//! decision sentences an SRE reads at 3 a.m.
+//! What a step returns: actions for the actuator, events for metrics/logs/journal, and the
+//! sentences an SRE reads at 3 a.m.
+//!
+//! Every step yields exactly one *explanation* (`Switched`, `Blocked`, `Held` or `Kept`),
+//! so an SRE can always answer "why is this pipeline on this profile right now", plus, on a
+//! healthy sample, the numbers behind it (`Evaluated`), and the audit trail of commands and
+//! applies. The simulator's tick file and the daemon's journal, metrics and logs all derive
+//! from these same events.
 
 use super::time::{Timestamp, fmt_duration};
 use serde::{Deserialize, Serialize};
@@ -8,41 +14,75 @@ use std::fmt;
 use std::time::Duration;
 
 /// Result of one `Engine::step`.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Step {
     /// What the actuator must do (at most one switch per step).
     pub actions: SmallVec<[Action; 1]>,
-    /// What happened, for metrics, logs and the simulator's tick file.
+    /// What happened, for metrics, logs, the journal and the simulator's tick file.
     pub events: SmallVec<[Event; 2]>,
-    /// When the engine wants to be stepped again (deadlines such as the end of a dwell or
-    /// an override are folded in, so a caller may wake earlier than the next tick).
+    /// When the engine next has something to do: the next expected sample (the latest
+    /// sample time plus the policy's tick, never before `now`), or an override's expiry if
+    /// that comes first. Guard deadlines need no wake-up: the ladder moves on samples.
     pub next_wakeup: Timestamp,
+}
+
+impl Step {
+    /// The step's explanation (every step has exactly one).
+    pub fn explanation(&self) -> Option<&Event> {
+        self.events.iter().find(|e| e.is_explanation())
+    }
+
+    /// The switch this step decided, if any.
+    pub fn switched(&self) -> Option<&Decision> {
+        self.events.iter().find_map(|e| match e {
+            Event::Switched(d) => Some(d),
+            _ => None,
+        })
+    }
 }
 
 /// A command to the actuator.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Action {
-    /// Render and apply this profile (index into the ladder).
+    /// Render and apply this profile (index into the ladder), then report the outcome.
     ApplyProfile {
         /// Index of the profile to apply.
         profile: usize,
     },
 }
 
-/// Something the engine decided or refused, with enough data to render a sentence.
-#[derive(Clone, Debug, PartialEq)]
+/// Something the engine decided, refused, held or noted, with the data for a sentence.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Event {
-    /// Every healthy tick: the control terms, for `phoenix_pid_*` and `phoenix_pressure`.
+    /// Every healthy new sample: the control terms, for `phoenix_pid_*` and pressure.
     Evaluated(Evaluation),
-    /// A profile switch.
+    /// A profile switch (explanation).
     Switched(Decision),
-    /// A switch the ladder wanted but a guard refused.
+    /// A switch the ladder wanted but a guard refused (explanation).
     Blocked(Blocked),
-    /// Bad input: the engine held the current profile.
+    /// Bad input: the engine held the current profile (explanation).
     Held(Hold),
+    /// No switch was wanted, and the condition that kept it (explanation).
+    Kept(Kept),
+    /// A command was handled (override set, cleared, refused; emergency requested).
+    Audit(Audit),
+    /// The actuator reported the end of an apply.
+    Applied(ApplyEvent),
 }
 
-/// The numbers behind one tick's decision.
+impl Event {
+    /// True for the four kinds that explain a step.
+    pub fn is_explanation(&self) -> bool {
+        matches!(
+            self,
+            Event::Switched(_) | Event::Blocked(_) | Event::Held(_) | Event::Kept(_)
+        )
+    }
+}
+
+/// The numbers behind one sample's decision.
 #[derive(Clone, Copy, Debug, PartialEq, Default, Serialize, Deserialize)]
 pub struct Evaluation {
     /// PID proportional term (budget fractions).
@@ -53,11 +93,11 @@ pub struct Evaluation {
     pub d: f64,
     /// PID output (the correction added to pressure).
     pub output: f64,
-    /// Pressure on the current profile: predicted output / budget + PID correction.
+    /// Pressure on the decided profile: predicted output / budget + PID correction.
     pub pressure: f64,
     /// Predicted input (trend + volatility margin) used for the decision.
     pub predicted_input: f64,
-    /// Retention measured while the current profile is active, if known yet.
+    /// Retention measured while the profile in force was active, if known yet.
     pub measured_retention: Option<f64>,
     /// Anomaly score of the input signal, if watched.
     pub anomaly_input: Option<f64>,
@@ -67,8 +107,9 @@ pub struct Evaluation {
 
 /// Why a switch happened.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Cause {
-    /// Pressure above the escalate threshold for enough ticks.
+    /// Pressure above the escalate threshold for long enough.
     Pressure {
         /// Observed output series.
         output: f64,
@@ -76,8 +117,8 @@ pub enum Cause {
         pressure: f64,
         /// Threshold (fraction of budget).
         threshold: f64,
-        /// Consecutive ticks above.
-        ticks: u32,
+        /// How long the condition had held (sample time since it first held).
+        held_for: Duration,
     },
     /// A less-reducing profile fits with margin.
     Fits {
@@ -85,8 +126,8 @@ pub enum Cause {
         predicted_output: f64,
         /// Threshold (fraction of budget).
         threshold: f64,
-        /// Consecutive ticks it fitted.
-        ticks: u32,
+        /// How long it had fitted.
+        held_for: Duration,
     },
     /// Output above the hard ratio.
     HardLimit {
@@ -98,7 +139,7 @@ pub enum Cause {
     /// The anomaly detector saw an explosion heading over the budget.
     Anomaly {
         /// Signal that scored (`input` or `output`).
-        signal: String,
+        signal: Signal,
         /// Its score.
         score: f64,
         /// Observed output.
@@ -110,6 +151,8 @@ pub enum Cause {
     },
     /// An external emergency request.
     Requested {
+        /// Who asked.
+        by: String,
         /// The requester's reason.
         reason: String,
     },
@@ -120,11 +163,47 @@ pub enum Cause {
         /// Until when.
         until: Timestamp,
     },
-    /// Too many bad ticks; moved to the fallback profile.
+    /// Input bad for too long; moved to the fallback profile.
     Fallback {
-        /// Consecutive bad ticks.
-        bad_ticks: u32,
+        /// How long the input had been bad.
+        bad_for: Duration,
     },
+}
+
+impl Cause {
+    /// True for the causes that jump to the most reducing profile and start the lockout.
+    pub fn is_emergency(&self) -> bool {
+        matches!(
+            self,
+            Cause::HardLimit { .. } | Cause::Requested { .. } | Cause::Anomaly { .. }
+        )
+    }
+}
+
+/// A watched signal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Signal {
+    /// Series entering the pipeline.
+    Input,
+    /// Series leaving it.
+    Output,
+}
+
+impl Signal {
+    /// Label for metrics and sentences.
+    pub fn label(self) -> &'static str {
+        match self {
+            Signal::Input => "input",
+            Signal::Output => "output",
+        }
+    }
+}
+
+impl fmt::Display for Signal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.label())
+    }
 }
 
 /// A profile switch, renderable as a sentence.
@@ -175,6 +254,22 @@ pub fn fmt_series(v: f64) -> String {
     }
 }
 
+/// A fraction as a percentage with one decimal, so that two different values never print
+/// alike ("pressure 98.8% > 98.7%", not "99% > 99%").
+pub fn fmt_pct(v: f64) -> String {
+    let s = format!("{:.1}", v * 100.0);
+    format!("{}%", s.strip_suffix(".0").unwrap_or(&s))
+}
+
+/// "for 1m30s", or "at once" for zero.
+fn fmt_for(d: Duration) -> String {
+    if d.is_zero() {
+        "at once".to_string()
+    } else {
+        format!("for {}", fmt_duration(d))
+    }
+}
+
 impl fmt::Display for Decision {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let verb = if self.escalation {
@@ -189,36 +284,34 @@ impl fmt::Display for Decision {
                 output,
                 pressure,
                 threshold,
-                ticks,
+                held_for,
             } => write!(
                 f,
-                "output {} with predicted pressure {:.0}% > {:.0}% of budget {} for {} tick{}",
+                "output {} with predicted pressure {} > {} of budget {} {}",
                 fmt_series(*output),
-                pressure * 100.0,
-                threshold * 100.0,
+                fmt_pct(*pressure),
+                fmt_pct(*threshold),
                 b,
-                ticks,
-                if *ticks == 1 { "" } else { "s" }
+                fmt_for(*held_for),
             ),
             Cause::Fits {
                 predicted_output,
                 threshold,
-                ticks,
+                held_for,
             } => write!(
                 f,
-                "{} would output {} < {:.0}% of budget {} for {} tick{}",
+                "{} would output {} < {} of budget {} {}",
                 self.to,
                 fmt_series(*predicted_output),
-                threshold * 100.0,
+                fmt_pct(*threshold),
                 b,
-                ticks,
-                if *ticks == 1 { "" } else { "s" }
+                fmt_for(*held_for),
             ),
             Cause::HardLimit { output, ratio } => write!(
                 f,
-                "emergency: output {} > {:.0}% of budget {}",
+                "emergency: output {} > {} of budget {}",
                 fmt_series(*output),
-                ratio * 100.0,
+                fmt_pct(*ratio),
                 b
             ),
             Cause::Anomaly {
@@ -235,24 +328,26 @@ impl fmt::Display for Decision {
                 b,
                 fmt_duration(*horizon)
             ),
-            Cause::Requested { reason } => write!(f, "emergency requested: {reason}"),
-            Cause::Override { by, until } => write!(f, "manual override by {by} until {until}"),
-            Cause::Fallback { bad_ticks } => {
-                write!(
-                    f,
-                    "input bad for {bad_ticks} ticks, moved to the fallback profile"
-                )
+            Cause::Requested { by, reason } => {
+                write!(f, "emergency requested by {by}: {reason}")
             }
+            Cause::Override { by, until } => write!(f, "manual override by {by} until {until}"),
+            Cause::Fallback { bad_for } => write!(
+                f,
+                "input bad for {}, moved to the fallback profile",
+                fmt_duration(*bad_for)
+            ),
         }
     }
 }
 
 /// The guards, each a named reason in events and metrics.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Guard {
     /// Too soon after the last switch to escalate.
     DwellEscalate,
-    /// Too soon after the last switch to relax.
+    /// Too soon after the last ladder switch to relax.
     DwellRelax,
     /// The switch budget for the window is spent.
     SwitchBudget,
@@ -265,6 +360,16 @@ pub enum Guard {
 }
 
 impl Guard {
+    /// Every guard, for metrics that must exist at zero.
+    pub const ALL: [Guard; 6] = [
+        Guard::DwellEscalate,
+        Guard::DwellRelax,
+        Guard::SwitchBudget,
+        Guard::Oscillation,
+        Guard::Lockout,
+        Guard::Override,
+    ];
+
     /// Label for metrics (`guard` label) and the tick file.
     pub fn label(self) -> &'static str {
         match self {
@@ -279,11 +384,11 @@ impl Guard {
 }
 
 /// A refused switch.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Blocked {
     /// The guard that refused.
     pub guard: Guard,
-    /// Current profile index.
+    /// Decided profile index.
     pub from: usize,
     /// Wanted profile index.
     pub to: usize,
@@ -302,13 +407,14 @@ impl fmt::Display for Blocked {
 }
 
 /// Why the input was unusable.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum HoldReason {
     /// The query returned no series.
     Empty,
     /// The sample was too old.
     Stale,
-    /// The query failed.
+    /// The query failed, or returned a value no series count can have.
     Error,
 }
 
@@ -324,14 +430,16 @@ impl HoldReason {
 }
 
 /// Bad input: the engine held.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Hold {
-    /// Which signal was bad (`input` or `output`).
-    pub signal: &'static str,
+    /// Which signal was bad.
+    pub signal: Signal,
     /// How it was bad.
     pub reason: HoldReason,
-    /// Consecutive bad ticks so far.
-    pub bad_ticks: u32,
+    /// Since when the input has been bad (the first step without a healthy sample).
+    pub since: Timestamp,
+    /// How long it has been bad at this step.
+    pub bad_for: Duration,
     /// Age of the sample when stale.
     pub age: Option<Duration>,
 }
@@ -342,11 +450,211 @@ impl fmt::Display for Hold {
         if let Some(a) = self.age {
             write!(f, " ({} old)", fmt_duration(a))?;
         }
-        write!(
-            f,
-            " for {} tick{}",
-            self.bad_ticks,
-            if self.bad_ticks == 1 { "" } else { "s" }
-        )
+        write!(f, " since {}", self.since)
     }
+}
+
+/// Why no switch was wanted: the condition that kept the decided profile.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kept {
+    /// Pressure inside the hysteresis band (or below it with nothing less reducing to
+    /// relax to): nothing to do.
+    InBand {
+        /// Pressure on the decided profile.
+        pressure: f64,
+        /// Escalate threshold.
+        escalate_above: f64,
+        /// Relax threshold.
+        relax_below: f64,
+    },
+    /// Pressure is above the threshold but the most reducing profile is already decided.
+    AtMostReducing {
+        /// Pressure on it.
+        pressure: f64,
+    },
+    /// The escalate condition holds but not yet for long enough.
+    EscalateStreak {
+        /// First sample time it held.
+        since: Timestamp,
+        /// How long it must hold.
+        need: Duration,
+        /// True when the longer confirmation for presumed-transient spikes applies.
+        transient: bool,
+    },
+    /// A less-reducing profile fits, but not yet for long enough.
+    RelaxStreak {
+        /// The profile it would relax to.
+        to: usize,
+        /// First sample time it fitted.
+        since: Timestamp,
+        /// How long it must fit.
+        need: Duration,
+    },
+    /// A less-reducing profile would fit today's demand but not the worst demand of the
+    /// relax window.
+    RelaxWindow {
+        /// That worst demand.
+        worst_input: f64,
+        /// The window.
+        window: Duration,
+    },
+    /// A less-reducing profile would fit, but demand is rising along a clean line
+    /// (an explosion still going on) and it would not fit where that line is headed.
+    ExplosionTrend {
+        /// Demand the line reaches at the anomaly horizon.
+        headed_to: f64,
+    },
+    /// An apply is in flight: relaxing waits until the decided profile is in force.
+    ApplyPending {
+        /// The decided profile.
+        profile: usize,
+        /// When it was decided.
+        since: Timestamp,
+    },
+    /// No sample newer than the last one evaluated: nothing new to decide on.
+    NoNewSample {
+        /// Time of the last sample evaluated.
+        last: Timestamp,
+    },
+    /// A manual override pins the decided profile.
+    Pinned {
+        /// Until when.
+        until: Timestamp,
+    },
+}
+
+impl Kept {
+    /// Label for metrics and the tick file.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Kept::InBand { .. } => "in_band",
+            Kept::AtMostReducing { .. } => "at_most_reducing",
+            Kept::EscalateStreak { .. } => "escalate_streak",
+            Kept::RelaxStreak { .. } => "relax_streak",
+            Kept::RelaxWindow { .. } => "relax_window",
+            Kept::ExplosionTrend { .. } => "explosion_trend",
+            Kept::ApplyPending { .. } => "apply_pending",
+            Kept::NoNewSample { .. } => "no_new_sample",
+            Kept::Pinned { .. } => "pinned",
+        }
+    }
+}
+
+impl fmt::Display for Kept {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Kept::InBand {
+                pressure,
+                escalate_above,
+                relax_below,
+            } => write!(
+                f,
+                "kept: pressure {} within the band (relax below {}, escalate above {})",
+                fmt_pct(*pressure),
+                fmt_pct(*relax_below),
+                fmt_pct(*escalate_above)
+            ),
+            Kept::AtMostReducing { pressure } => write!(
+                f,
+                "kept: pressure {} but already at the most reducing profile",
+                fmt_pct(*pressure)
+            ),
+            Kept::EscalateStreak {
+                since,
+                need,
+                transient,
+            } => write!(
+                f,
+                "kept: pressure above threshold since {since}, escalating once it lasts {}{}",
+                fmt_duration(*need),
+                if *transient {
+                    " (spikes here are usually transient)"
+                } else {
+                    ""
+                }
+            ),
+            Kept::RelaxStreak { to, since, need } => write!(
+                f,
+                "kept: profile {to} fits since {since}, relaxing once it fits for {}",
+                fmt_duration(*need)
+            ),
+            Kept::RelaxWindow {
+                worst_input,
+                window,
+            } => write!(
+                f,
+                "kept: a less reducing profile fits now but not the worst input {} of the last {}",
+                fmt_series(*worst_input),
+                fmt_duration(*window)
+            ),
+            Kept::ExplosionTrend { headed_to } => write!(
+                f,
+                "kept: input rising along a clean line towards {}; not relaxing into it",
+                fmt_series(*headed_to)
+            ),
+            Kept::ApplyPending { profile, since } => write!(
+                f,
+                "kept: waiting for profile {profile}, decided at {since}, to be in force"
+            ),
+            Kept::NoNewSample { last } => write!(f, "kept: no sample newer than {last}"),
+            Kept::Pinned { until } => write!(f, "kept: pinned by an override until {until}"),
+        }
+    }
+}
+
+/// A command, as handled.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Audit {
+    /// A pin was set.
+    OverrideSet {
+        /// Pinned profile.
+        profile: usize,
+        /// Until when (after clamping to the policy's maximum TTL).
+        until: Timestamp,
+        /// Who.
+        by: String,
+        /// Why.
+        reason: String,
+    },
+    /// A pin was dropped by a command.
+    OverrideCleared {
+        /// Who.
+        by: String,
+    },
+    /// A pin lapsed at its TTL.
+    OverrideExpired {
+        /// The profile that was pinned.
+        profile: usize,
+    },
+    /// A command could not be carried out.
+    Refused {
+        /// Who asked.
+        by: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// An emergency was requested (the switch, if any, is its own event).
+    EmergencyRequested {
+        /// Who.
+        by: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The end of an apply, as the engine took it in.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ApplyEvent {
+    /// The profile the apply was for.
+    pub profile: usize,
+    /// True if it is now in force.
+    pub ok: bool,
+    /// Why it failed (failed or rolled back), if it did.
+    pub reason: Option<String>,
+    /// True if the collector had to be rolled back.
+    pub rolled_back: bool,
+    /// The profile in force after it.
+    pub in_force: usize,
 }

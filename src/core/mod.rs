@@ -15,7 +15,7 @@ pub mod predict;
 pub mod time;
 
 pub use config::EngineConfig;
-pub use engine::{Engine, EngineState};
-pub use event::{Action, Decision, Event, Step};
-pub use observation::{Command, Observation, Sample};
+pub use engine::{Engine, EngineState, RestoreNote, STATE_VERSION};
+pub use event::{Action, Decision, Event, Kept, Step};
+pub use observation::{ApplyOutcome, ApplyReport, Command, Observation, Sample};
 pub use time::Timestamp;

@@ -34,11 +34,18 @@ pub struct Room {
 }
 
 /// PID on the normalised error `output/budget − target`.
+///
+/// The persisted state is the controller's own (integral and last measurement), not the
+/// `pid` crate's internal struct: the crate computes each update from a controller primed
+/// with that state, so a crate upgrade cannot change what a saved state means.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PidCorrection {
-    // The crate's controller runs on the negated measurement so that its error
-    // (setpoint − measurement) is `y − target`: positive means "above target, reduce more".
-    pid: Pid<f64>,
+    /// Accumulated integral term (budget fractions).
+    integral: f64,
+    /// The last measurement `y`, the derivative's reference; `None` before the first
+    /// update and right after a switch (bumpless transfer).
+    last_y: Option<f64>,
+    /// Terms of the last update.
     last: Terms,
 }
 
@@ -46,7 +53,8 @@ impl PidCorrection {
     /// A controller with zero integral.
     pub fn new() -> Self {
         PidCorrection {
-            pid: Pid::new(0.0, 0.0),
+            integral: 0.0,
+            last_y: None,
             last: Terms::default(),
         }
     }
@@ -71,7 +79,16 @@ impl PidCorrection {
         let saturated =
             self.last.output.abs() >= cfg.output_limit && error * self.last.output > 0.0;
         let freeze = pushing_wall || saturated;
-        let pid = &mut self.pid;
+        // The crate's controller runs on the negated measurement so that its error
+        // (setpoint − measurement) is `y − target`: positive means "above target, reduce
+        // more". It has no setter for its integral or its previous measurement, so a
+        // fresh controller is primed with ours: one update with ki = 1 and an error equal
+        // to the integral reproduces it exactly and leaves the previous measurement as
+        // the derivative's reference. Finite limits: the state is persisted as JSON.
+        let reference = self.last_y.unwrap_or(y);
+        let mut pid = Pid::new(self.integral - reference, f64::MAX);
+        pid.i(1.0, f64::MAX);
+        pid.next_control_output(-reference);
         pid.setpoint = -target;
         pid.output_limit = cfg.output_limit;
         pid.kp = cfg.kp;
@@ -81,6 +98,8 @@ impl PidCorrection {
         pid.kd = cfg.kd / dt;
         pid.d_limit = cfg.output_limit;
         let out = pid.next_control_output(-y);
+        self.integral = out.i;
+        self.last_y = Some(y);
         self.last = Terms {
             p: out.p,
             i: out.i,
@@ -92,16 +111,8 @@ impl PidCorrection {
 
     /// Bumpless transfer after a switch: keep the integral, forget the last measurement so
     /// the switch's own step in output does not kick the derivative.
-    pub fn rebase(&mut self, y: f64) {
-        let carried = self.last.i;
-        // The crate exposes no setter for the integral; one priming update with ki = 1 and
-        // an error equal to the carried value reproduces it exactly, and leaves `y` as the
-        // derivative's reference.
-        // Finite limits: the state is persisted as JSON, which has no infinity.
-        let mut fresh = Pid::new(carried - y, f64::MAX);
-        fresh.i(1.0, f64::MAX);
-        fresh.next_control_output(-y);
-        self.pid = fresh;
+    pub fn rebase(&mut self) {
+        self.last_y = None;
         self.last.d = 0.0;
     }
 }
@@ -168,7 +179,7 @@ mod tests {
             pid.update(&c, 1.0, 0.9, 15.0, ROOM);
         }
         let i = pid.last().i;
-        pid.rebase(0.6);
+        pid.rebase();
         let t = pid.update(&c, 0.6, 0.9, 15.0, ROOM);
         assert!(t.d.abs() < 1e-12, "derivative kick {}", t.d);
         assert!((t.i - (i + (0.6 - 0.9) * 0.01 * 15.0)).abs() < 1e-9);

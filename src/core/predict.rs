@@ -1,18 +1,33 @@
-//! Feed-forward: a short-horizon linear prediction of demand with a volatility margin.
+//! Feed-forward: a short-horizon linear prediction of demand with a volatility margin, on
+//! the samples' own timestamps.
 //!
 //! The ladder reacts to where demand will be when a switch takes effect (a reload takes
-//! a tick or more), not where it was. A least-squares line over the last few ticks gives
-//! the trend; the spread of tick-to-tick changes gives a margin, so a noisy pipeline near
-//! its budget is treated as closer to it than a quiet one. Relaxing looks at the worst
-//! demand of a longer window, so one quiet tick never relaxes protection.
+//! a tick or more), not where it was. A least-squares line over the samples of the last
+//! `window` of sample time gives the trend (per second, so irregular sampling and gaps
+//! bend nothing); the scatter of the samples around that line gives a margin, so a noisy
+//! pipeline near its budget is treated as closer to it than a quiet one. Relaxing looks at
+//! the worst demand of a longer window, so one quiet sample never relaxes protection. The
+//! same line fit serves the explosion rule on the output.
 
+use super::time::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
+use std::time::Duration;
 
-/// Recent demand history (bounded).
+/// Most samples kept. The policy layer refuses windows longer than this many ticks, so
+/// the bound only bites when samples come much faster than the policy's tick; it keeps a
+/// persisted engine small whatever the caller does.
+pub const MAX_SAMPLES: usize = 256;
+
+/// One healthy sample: when, and both signals.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Point(pub Timestamp, pub f64, pub f64);
+
+/// Recent healthy samples (bounded by time and by `MAX_SAMPLES`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct DemandHistory {
-    values: VecDeque<f64>,
+#[serde(transparent)]
+pub struct History {
+    points: VecDeque<Point>,
 }
 
 /// What the history says about demand.
@@ -24,77 +39,176 @@ pub struct Forecast {
     pub relax: f64,
 }
 
-impl DemandHistory {
-    /// Records the latest demand, keeping at most `cap` values.
-    pub fn push(&mut self, value: f64, cap: usize) {
-        let cap = cap.max(1);
-        while self.values.len() >= cap {
-            self.values.pop_front();
+/// Which signal of a `Point`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Series {
+    /// Demand.
+    Input,
+    /// Output.
+    Output,
+}
+
+impl Point {
+    fn get(&self, s: Series) -> f64 {
+        match s {
+            Series::Input => self.1,
+            Series::Output => self.2,
         }
-        self.values.push_back(value);
+    }
+}
+
+/// A least-squares line through recent samples, on their timestamps.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TrendFit {
+    /// Change per second.
+    pub slope_per_sec: f64,
+    /// Share of the variance the line explains, in [0, 1] (1 for a clean ramp, near 0 for
+    /// noise or a lone spike).
+    pub r2: f64,
+    /// The line's value at the latest sample.
+    pub fitted_latest: f64,
+    /// Standard deviation of the samples around the line.
+    pub residual_sd: f64,
+    /// Samples in the fit.
+    pub n: usize,
+    /// Sample time from the first to the latest sample of the fit.
+    pub span: Duration,
+}
+
+/// Fits `y = a + b·x` through `(x, y)` points, x in seconds (the one line fit of the core:
+/// demand forecast, explosion trend, and the relax-time explosion check all use it).
+/// `None` with fewer than `min_points` points or no spread in x.
+pub fn fit_line(points: impl Iterator<Item = (f64, f64)>, min_points: usize) -> Option<TrendFit> {
+    let (mut n, mut sx, mut sy, mut sxx, mut sxy, mut syy) = (0usize, 0.0, 0.0, 0.0, 0.0, 0.0);
+    let (mut first_x, mut last_x, mut last_y) = (f64::NAN, f64::NAN, 0.0);
+    for (x, y) in points {
+        if n == 0 {
+            first_x = x;
+        }
+        n += 1;
+        sx += x;
+        sy += y;
+        sxx += x * x;
+        sxy += x * y;
+        syy += y * y;
+        last_x = x;
+        last_y = y;
+    }
+    if n < min_points.max(1) {
+        return None;
+    }
+    let nf = n as f64;
+    let vxx = sxx - sx * sx / nf;
+    let vyy = (syy - sy * sy / nf).max(0.0);
+    let cov = sxy - sx * sy / nf;
+    if n < 2 || vxx <= 1e-12 {
+        // One sample (or all at one instant): a flat line through the mean.
+        let mean = sy / nf;
+        return Some(TrendFit {
+            slope_per_sec: 0.0,
+            r2: 0.0,
+            fitted_latest: if n == 1 { last_y } else { mean },
+            residual_sd: if n < 2 { 0.0 } else { (vyy / nf).sqrt() },
+            n,
+            span: Duration::ZERO,
+        });
+    }
+    let slope = cov / vxx;
+    let mean_x = sx / nf;
+    let mean_y = sy / nf;
+    let r2 = if vyy > 0.0 {
+        (cov * cov / (vxx * vyy)).clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    let rss = (vyy - slope * cov).max(0.0);
+    Some(TrendFit {
+        slope_per_sec: slope,
+        r2,
+        fitted_latest: mean_y + slope * (last_x - mean_x),
+        residual_sd: if n > 2 {
+            (rss / (nf - 2.0)).sqrt()
+        } else {
+            0.0
+        },
+        n,
+        span: Duration::from_secs_f64((last_x - first_x).max(0.0)),
+    })
+}
+
+impl History {
+    /// Records a healthy sample at `at` (later than every held one), forgetting samples
+    /// older than `keep` before it and any beyond `MAX_SAMPLES`.
+    pub fn push(&mut self, at: Timestamp, input: f64, output: f64, keep: Duration) {
+        self.points.push_back(Point(at, input, output));
+        let oldest = Timestamp(at.0.saturating_sub(keep.as_millis() as i64));
+        while self.points.len() > MAX_SAMPLES || self.points.front().is_some_and(|p| p.0 < oldest) {
+            self.points.pop_front();
+        }
     }
 
-    /// Number of values held.
+    /// Number of samples held.
     pub fn len(&self) -> usize {
-        self.values.len()
-    }
-
-    /// The most recent demand.
-    pub fn latest(&self) -> Option<f64> {
-        self.values.back().copied()
+        self.points.len()
     }
 
     /// True before the first push.
     pub fn is_empty(&self) -> bool {
-        self.values.is_empty()
+        self.points.is_empty()
     }
 
-    /// Forecast from the last `window` values, `horizon` ticks ahead, with a margin of
-    /// `k` standard deviations of tick-to-tick change; `relax_window` values for relaxing.
-    pub fn forecast(&self, window: usize, horizon: u32, k: f64, relax_window: usize) -> Forecast {
-        let n = self.values.len();
-        let Some(&latest) = self.values.back() else {
+    /// The most recent sample.
+    pub fn latest(&self) -> Option<Point> {
+        self.points.back().copied()
+    }
+
+    /// The samples less than `window` before the latest one, oldest first (a window of
+    /// N ticks holds N samples at regular ticks).
+    fn within(&self, window: Duration) -> impl Iterator<Item = &Point> {
+        let start = self.latest().map_or(0, |p| {
+            let oldest = p.0.0.saturating_sub(window.as_millis() as i64);
+            self.points.partition_point(|q| q.0.0 <= oldest)
+        });
+        self.points.range(start..)
+    }
+
+    /// Fits a line through `series` over the last `window` of sample time (x in seconds
+    /// before the latest sample); `None` with fewer than `min_points` samples.
+    pub fn trend_fit(
+        &self,
+        series: Series,
+        window: Duration,
+        min_points: usize,
+    ) -> Option<TrendFit> {
+        let latest = self.latest()?.0;
+        fit_line(
+            self.within(window)
+                .map(|p| ((p.0.0 - latest.0) as f64 / 1000.0, p.get(series))),
+            min_points,
+        )
+    }
+
+    /// Demand forecast: the line through the last `window` of input, `horizon` ahead,
+    /// plus `k` residual standard deviations; the worst input of `relax_window` for
+    /// relaxing.
+    pub fn forecast(
+        &self,
+        window: Duration,
+        horizon: Duration,
+        k: f64,
+        relax_window: Duration,
+    ) -> Forecast {
+        let Some(latest) = self.latest() else {
             return Forecast {
                 escalate: 0.0,
                 relax: 0.0,
             };
         };
-        let w = window.clamp(1, n);
-        let rw = relax_window.clamp(1, n);
-        // One pass over the longer of the two windows: this runs every tick of every
-        // pipeline, and in the simulator millions of times a second.
-        let span = w.max(rw);
-        let (mut worst, mut sy, mut sxy, mut dsum, mut dsq) = (f64::MIN, 0.0, 0.0, 0.0, 0.0);
-        let mut prev = None::<f64>;
-        for (j, &y) in self.values.range(n - span..).enumerate() {
-            if j >= span - rw {
-                worst = worst.max(y);
-            }
-            if j >= span - w {
-                let x = (j - (span - w)) as f64;
-                sy += y;
-                sxy += x * y;
-                if let Some(p) = prev {
-                    let d = y - p;
-                    dsum += d;
-                    dsq += d * d;
-                }
-                prev = Some(y);
-            }
-        }
-        let (slope, sd) = if w < 2 {
-            (0.0, 0.0)
-        } else {
-            let nf = w as f64;
-            let mean_x = (nf - 1.0) / 2.0;
-            // Σ(x − x̄)² for x = 0..n−1, in closed form.
-            let sxx = nf * (nf * nf - 1.0) / 12.0;
-            let m = nf - 1.0;
-            let var = (dsq / m - (dsum / m).powi(2)).max(0.0);
-            ((sxy - mean_x * sy) / sxx, var.sqrt())
-        };
-        let trend = latest + slope.max(0.0) * f64::from(horizon);
-        let escalate = trend.max(latest) + k * sd;
+        let fit = self.trend_fit(Series::Input, window, 1);
+        let (slope, sd) = fit.map_or((0.0, 0.0), |f| (f.slope_per_sec, f.residual_sd));
+        let trend = latest.1 + slope.max(0.0) * horizon.as_secs_f64();
+        let escalate = trend.max(latest.1) + k * sd;
+        let worst = self.within(relax_window).fold(latest.1, |w, p| w.max(p.1));
         Forecast {
             escalate,
             relax: worst.max(escalate),
@@ -102,109 +216,114 @@ impl DemandHistory {
     }
 }
 
-/// A least-squares line through recent values.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct TrendFit {
-    /// Change per tick.
-    pub slope: f64,
-    /// Share of the variance the line explains, in [0, 1] (1 for a clean ramp, near 0 for
-    /// noise or a lone spike).
-    pub r2: f64,
-    /// The line's value at the latest tick.
-    pub fitted_latest: f64,
-}
-
-impl DemandHistory {
-    /// Fits a line through the last `window` values (None with fewer than 3).
-    pub fn trend_fit(&self, window: usize) -> Option<TrendFit> {
-        let n = self.values.len();
-        let w = window.min(n);
-        if w < 3 {
-            return None;
-        }
-        let nf = w as f64;
-        let mean_x = (nf - 1.0) / 2.0;
-        let (mut sy, mut sxy) = (0.0, 0.0);
-        for (j, &y) in self.values.range(n - w..).enumerate() {
-            sy += y;
-            sxy += j as f64 * y;
-        }
-        let mean_y = sy / nf;
-        let syy: f64 = self
-            .values
-            .range(n - w..)
-            .map(|&y| (y - mean_y).powi(2))
-            .sum();
-        let sxx = nf * (nf * nf - 1.0) / 12.0;
-        let cov = sxy - mean_x * sy;
-        let slope = cov / sxx;
-        let r2 = if syy > 0.0 {
-            (cov * cov / (sxx * syy)).clamp(0.0, 1.0)
-        } else {
-            0.0
-        };
-        Some(TrendFit {
-            slope,
-            r2,
-            fitted_latest: mean_y + slope * (nf - 1.0 - mean_x),
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn hist(v: &[f64]) -> DemandHistory {
-        let mut h = DemandHistory::default();
-        for &x in v {
-            h.push(x, 16);
+    const KEEP: Duration = Duration::from_secs(3600);
+
+    fn hist(step_secs: i64, v: &[f64]) -> History {
+        let mut h = History::default();
+        for (i, &x) in v.iter().enumerate() {
+            h.push(Timestamp::from_secs(i as i64 * step_secs), x, x / 2.0, KEEP);
         }
         h
     }
 
     #[test]
-    fn rising_line_is_extrapolated() {
-        let h = hist(&[10.0, 20.0, 30.0, 40.0]);
-        let f = h.forecast(4, 2, 0.0, 4);
-        assert!((f.escalate - 60.0).abs() < 1e-9);
+    fn rising_line_is_extrapolated_in_time() {
+        // 10 per 15 s: 2 per 3 s. A 30 s horizon adds 20 whatever the sampling.
+        let h = hist(15, &[10.0, 20.0, 30.0, 40.0]);
+        let f = h.forecast(Duration::from_secs(60), Duration::from_secs(30), 0.0, KEEP);
+        assert!((f.escalate - 60.0).abs() < 1e-9, "{}", f.escalate);
+        let h5 = hist(
+            5,
+            &[10.0, 13.333_333_333_333_334, 16.666_666_666_666_668, 20.0],
+        );
+        let f5 = h5.forecast(Duration::from_secs(60), Duration::from_secs(30), 0.0, KEEP);
+        assert!((f5.escalate - 40.0).abs() < 1e-6, "{}", f5.escalate);
     }
 
     #[test]
     fn falling_trend_never_predicts_below_latest() {
-        let h = hist(&[40.0, 30.0, 20.0, 10.0]);
-        let f = h.forecast(4, 2, 0.0, 4);
+        let h = hist(15, &[40.0, 30.0, 20.0, 10.0]);
+        let f = h.forecast(Duration::from_secs(60), Duration::from_secs(30), 0.0, KEEP);
         assert_eq!(f.escalate, 10.0);
         assert_eq!(f.relax, 40.0);
     }
 
     #[test]
     fn flat_series_has_no_margin() {
-        let h = hist(&[5.0; 8]);
-        let f = h.forecast(8, 1, 3.0, 8);
+        let h = hist(15, &[5.0; 8]);
+        let f = h.forecast(KEEP, Duration::from_secs(15), 3.0, KEEP);
         assert_eq!(f.escalate, 5.0);
     }
 
     #[test]
     fn a_clean_ramp_fits_and_a_spike_does_not() {
-        let ramp = hist(&[10.0, 20.0, 30.0, 40.0, 50.0, 60.0])
-            .trend_fit(6)
-            .unwrap();
-        assert!((ramp.slope - 10.0).abs() < 1e-9 && ramp.r2 > 0.999);
+        let h = hist(15, &[10.0, 20.0, 30.0, 40.0, 50.0, 60.0]);
+        let ramp = h.trend_fit(Series::Input, KEEP, 3).unwrap();
+        assert!((ramp.slope_per_sec - 10.0 / 15.0).abs() < 1e-9 && ramp.r2 > 0.999);
         assert!((ramp.fitted_latest - 60.0).abs() < 1e-9);
-        let spike = hist(&[10.0, 11.0, 9.0, 10.0, 11.0, 10.0, 9.0, 40.0])
-            .trend_fit(8)
+        assert_eq!(ramp.span, Duration::from_secs(75));
+        let out = h.trend_fit(Series::Output, KEEP, 3).unwrap();
+        assert!((out.fitted_latest - 30.0).abs() < 1e-9);
+        let spike = hist(15, &[10.0, 11.0, 9.0, 10.0, 11.0, 10.0, 9.0, 40.0])
+            .trend_fit(Series::Input, KEEP, 3)
             .unwrap();
         assert!(spike.r2 < 0.5, "r2 {}", spike.r2);
-        assert!(hist(&[5.0; 8]).trend_fit(8).unwrap().r2 == 0.0);
+        assert_eq!(
+            hist(15, &[5.0; 8])
+                .trend_fit(Series::Input, KEEP, 3)
+                .unwrap()
+                .r2,
+            0.0
+        );
+        assert!(
+            hist(15, &[1.0, 2.0])
+                .trend_fit(Series::Input, KEEP, 3)
+                .is_none()
+        );
     }
 
     #[test]
-    fn history_is_bounded() {
-        let mut h = DemandHistory::default();
-        for i in 0..100 {
-            h.push(f64::from(i), 10);
+    fn windows_are_sample_time_not_sample_counts() {
+        // Samples at 0, 15, 30 s, then a gap to 3600 s: a 2-minute window holds only the
+        // latest sample, whatever the count before the gap.
+        let mut h = History::default();
+        for t in [0, 15, 30, 3600] {
+            h.push(Timestamp::from_secs(t), 100.0 + t as f64, 0.0, KEEP * 2);
         }
-        assert_eq!(h.len(), 10);
+        assert!(
+            h.trend_fit(Series::Input, Duration::from_secs(120), 2)
+                .is_none()
+        );
+        let f = h.forecast(
+            Duration::from_secs(120),
+            Duration::from_secs(60),
+            1.0,
+            Duration::from_secs(120),
+        );
+        assert_eq!(f.escalate, 3700.0);
+        assert_eq!(f.relax, 3700.0);
+    }
+
+    #[test]
+    fn history_is_bounded_by_time_and_count() {
+        let mut h = History::default();
+        for i in 0..100 {
+            h.push(
+                Timestamp::from_secs(i * 15),
+                i as f64,
+                0.0,
+                Duration::from_secs(150),
+            );
+        }
+        assert_eq!(h.len(), 11);
+        let mut h = History::default();
+        for i in 0..1000 {
+            h.push(Timestamp(i), i as f64, 0.0, KEEP);
+        }
+        assert_eq!(h.len(), MAX_SAMPLES);
     }
 }

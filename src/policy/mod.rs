@@ -11,9 +11,8 @@
 //! - `validate`: ranges and cross-field rules.
 //! - `error`: [`PolicyError`] and [`Problem`].
 //!
-//! Durations are written `30s`, `5m`, `1h30m` and kept as durations; the prediction and
-//! anomaly windows become tick counts only in [`ValidatedPolicy::engine_config`], with the
-//! tick actually used (the daemon's or the simulation's), so one policy fits any tick.
+//! Durations are written `30s`, `5m`, `1h30m` and stay durations all the way into the
+//! engine, which measures them on sample timestamps, so one policy fits any tick.
 
 mod error;
 mod locate;
@@ -51,25 +50,25 @@ pub struct Signals {
     pub max_sample_age: Duration,
 }
 
-/// Demand prediction as written in the policy, in time; converted to ticks per engine.
+/// Demand prediction as written in the policy.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct PredictionSpec {
     /// Input history used for the trend and the volatility (> 0).
     pub window: Duration,
     /// How far ahead the trend is extrapolated (may be zero: no extrapolation).
     pub horizon: Duration,
-    /// Margin in standard deviations of tick-to-tick change, in [0, 10].
+    /// Margin in standard deviations of the input's scatter around its trend, in [0, 10].
     pub volatility_k: f64,
     /// Input history whose maximum must fit before relaxing (> 0).
     pub relax_window: Duration,
-    /// Share of past excursions that were still there one tick later, below which a new
-    /// excursion is presumed a transient spike, in [0, 1] (0 never presumes so).
+    /// Share of past excursions that were still there at the next sample, below which a
+    /// new excursion is presumed a transient spike, in [0, 1] (0 never presumes so).
     pub persistence_threshold: f64,
-    /// Ticks a presumed-transient excursion must last before escalating (>= 1).
-    pub transient_confirm_ticks: u32,
+    /// How long a presumed-transient excursion must last before escalating.
+    pub transient_confirm: Duration,
 }
 
-/// Anomaly watching as written in the policy, in time; converted to ticks per engine.
+/// Anomaly watching as written in the policy.
 /// Present only when the policy's `anomaly.enabled` is true.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AnomalySpec {
@@ -83,7 +82,7 @@ pub struct AnomalySpec {
     pub threshold: f64,
     /// Whether the explosion rule may request an emergency.
     pub request_emergency: bool,
-    /// Output history for the linear trend (> 0; at least 2 ticks once converted).
+    /// Output history for the linear trend (at least two ticks: three samples).
     pub trend_window: Duration,
     /// The explosion rule fires when the trend crosses the budget within this (> 0).
     pub horizon: Duration,
@@ -119,14 +118,16 @@ pub struct ValidatedPolicy {
     prediction: PredictionSpec,
     /// Guards.
     guards: GuardsConfig,
-    /// Consecutive bad ticks before the fallback may apply.
-    fallback_after_ticks: u32,
+    /// How long the input must be bad before the fallback may apply.
+    fallback_after: Duration,
     /// Index into `profiles` of the fallback profile, if any.
     fallback_profile: Option<usize>,
-    /// Ticks after a switch before retention is measured again.
-    settle_ticks: u32,
+    /// Time after a profile comes into force before its retention is measured.
+    settle: Duration,
     /// Anomaly watching, still in time; `None` when disabled.
     anomaly: Option<AnomalySpec>,
+    /// The text it was validated from, for the journal (replay needs nothing else).
+    source: String,
 }
 
 impl ValidatedPolicy {
@@ -174,7 +175,10 @@ impl ValidatedPolicy {
         let policy =
             parse::parse(text, &mut rep).and_then(|parsed| validate::validate(parsed, &mut rep));
         match policy {
-            Some(p) if rep.problems.is_empty() => Ok(p),
+            Some(mut p) if rep.problems.is_empty() => {
+                p.source = text.to_string();
+                Ok(p)
+            }
             _ => {
                 let mut problems = rep.problems;
                 if problems.is_empty() {
@@ -195,6 +199,20 @@ impl ValidatedPolicy {
                 })
             }
         }
+    }
+
+    /// The policy text as read.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// SHA-256 of the policy text, hex: names exactly which policy a journal ran under.
+    pub fn sha256(&self) -> String {
+        use sha2::{Digest, Sha256};
+        Sha256::digest(self.source.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 
     /// The origin given at load time (usually the file path).
@@ -252,10 +270,8 @@ impl ValidatedPolicy {
         self.guards.override_max_ttl
     }
 
-    /// Engine configuration for one pipeline with this policy's ladder. Prediction windows
-    /// become tick counts by `tick` (rounded up; at least 1 for the windows, the horizon
-    /// may be 0), and so do the anomaly durations (the trend window at least 2 ticks, the
-    /// horizon at least 1); everything else is copied.
+    /// Engine configuration for one pipeline with this policy's ladder; `tick` is the
+    /// sampling interval actually used (the daemon's or the simulation's).
     pub fn engine_config(
         &self,
         pipeline: &str,
@@ -323,38 +339,31 @@ impl ValidatedPolicy {
             pid: self.pid,
             hysteresis: self.hysteresis,
             prediction: PredictionConfig {
-                window_ticks: ticks(p.window, tick, 1),
-                horizon_ticks: ticks(p.horizon, tick, 0),
+                window: p.window,
+                horizon: p.horizon,
                 volatility_k: p.volatility_k,
-                relax_window_ticks: ticks(p.relax_window, tick, 1),
+                relax_window: p.relax_window,
                 persistence_threshold: p.persistence_threshold,
-                transient_confirm_ticks: p.transient_confirm_ticks,
+                transient_confirm: p.transient_confirm,
             },
             guards: self.guards,
             bad_input: BadInputConfig {
                 max_sample_age: self.signals.max_sample_age,
-                fallback_after_ticks: self.fallback_after_ticks,
+                fallback_after: self.fallback_after,
                 fallback_profile,
             },
-            settle_ticks: self.settle_ticks,
+            settle: self.settle,
             anomaly: self.anomaly.map(|a| AnomalyConfig {
                 detector: a.detector,
                 watch_input: a.watch_input,
                 watch_output: a.watch_output,
                 threshold: a.threshold,
                 request_emergency: a.request_emergency,
-                // A trend needs two points; a zero horizon would never fire.
-                trend_window_ticks: ticks(a.trend_window, tick, 2),
-                horizon_ticks: ticks(a.horizon, tick, 1),
+                trend_window: a.trend_window,
+                horizon: a.horizon,
             }),
         }
     }
-}
-
-/// `d` in ticks of length `tick`, rounded up, at least `min`, saturating.
-fn ticks(d: Duration, tick: Duration, min: u32) -> u32 {
-    let n = d.as_nanos().div_ceil(tick.as_nanos().max(1));
-    u32::try_from(n).unwrap_or(u32::MAX).max(min)
 }
 
 /// Validates each file independently, for `phoenix policy check`; results keep the

@@ -224,9 +224,9 @@ pub(crate) fn parse(text: &str, rep: &mut Reporter<'_>) -> Option<Parsed> {
         prediction: ctx.optional("prediction").unwrap_or_default(),
         guards: ctx.optional("guards").unwrap_or_default(),
         bad_input: ctx.optional("bad_input").unwrap_or_default(),
-        settle_ticks: ctx
-            .optional("settle_ticks")
-            .unwrap_or_else(schema::defaults::settle_ticks),
+        settle: ctx
+            .optional("settle")
+            .unwrap_or_else(schema::defaults::settle),
         anomaly: ctx.optional("anomaly").unwrap_or_default(),
     };
     if rep.problems.len() == before {

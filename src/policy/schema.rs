@@ -125,9 +125,9 @@ pub(crate) struct RawPolicy {
     /// What to do when the signals are bad.
     #[serde(default)]
     pub bad_input: RawBadInput,
-    /// Ticks after a switch before retention is measured again.
-    #[serde(default = "defaults::settle_ticks")]
-    pub settle_ticks: u32,
+    /// Time after a profile comes into force before its retention is measured.
+    #[serde(default = "defaults::settle")]
+    pub settle: Dur,
     /// Anomaly watching and the explosion rule.
     #[serde(default)]
     pub anomaly: RawAnomaly,
@@ -149,7 +149,7 @@ pub(crate) const TOP_LEVEL_KEYS: &[&str] = &[
     "prediction",
     "guards",
     "bad_input",
-    "settle_ticks",
+    "settle",
     "anomaly",
 ];
 
@@ -245,17 +245,17 @@ impl Default for RawPid {
 #[serde(
     default,
     deny_unknown_fields,
-    expecting = "a mapping with escalate_above, relax_below, escalate_ticks, relax_ticks"
+    expecting = "a mapping with escalate_above, relax_below, escalate_for, relax_for"
 )]
 pub(crate) struct RawHysteresis {
     /// Escalate when pressure is above this.
     pub escalate_above: f64,
     /// Relax when the less-reducing profile's pressure would be below this.
     pub relax_below: f64,
-    /// Consecutive ticks the escalate condition must hold.
-    pub escalate_ticks: u32,
-    /// Consecutive ticks the relax condition must hold.
-    pub relax_ticks: u32,
+    /// How long the escalate condition must hold (0s = at once).
+    pub escalate_for: Dur,
+    /// How long the relax condition must hold.
+    pub relax_for: Dur,
 }
 
 impl Default for RawHysteresis {
@@ -264,8 +264,8 @@ impl Default for RawHysteresis {
         RawHysteresis {
             escalate_above: h.escalate_above,
             relax_below: h.relax_below,
-            escalate_ticks: h.escalate_ticks,
-            relax_ticks: h.relax_ticks,
+            escalate_for: Dur(h.escalate_for),
+            relax_for: Dur(h.relax_for),
         }
     }
 }
@@ -275,7 +275,7 @@ impl Default for RawHysteresis {
 #[serde(
     default,
     deny_unknown_fields,
-    expecting = "a mapping with window, horizon, volatility_k, relax_window, persistence_threshold, transient_confirm_ticks"
+    expecting = "a mapping with window, horizon, volatility_k, relax_window, persistence_threshold, transient_confirm"
 )]
 pub(crate) struct RawPrediction {
     /// History used for the trend and volatility.
@@ -288,21 +288,20 @@ pub(crate) struct RawPrediction {
     pub relax_window: Dur,
     /// Share of excursions that persisted below which spikes are presumed transient.
     pub persistence_threshold: f64,
-    /// Ticks a presumed-transient excursion must last before escalating.
-    pub transient_confirm_ticks: u32,
+    /// How long a presumed-transient excursion must last before escalating.
+    pub transient_confirm: Dur,
 }
 
 impl Default for RawPrediction {
     fn default() -> Self {
-        let e = example();
-        let p = e.prediction;
+        let p = example().prediction;
         RawPrediction {
-            window: Dur(e.tick * p.window_ticks),
-            horizon: Dur(e.tick * p.horizon_ticks),
+            window: Dur(p.window),
+            horizon: Dur(p.horizon),
             volatility_k: p.volatility_k,
-            relax_window: Dur(e.tick * p.relax_window_ticks),
+            relax_window: Dur(p.relax_window),
             persistence_threshold: p.persistence_threshold,
-            transient_confirm_ticks: p.transient_confirm_ticks,
+            transient_confirm: Dur(p.transient_confirm),
         }
     }
 }
@@ -448,11 +447,11 @@ impl Default for RawOverride {
 #[serde(
     default,
     deny_unknown_fields,
-    expecting = "a mapping with fallback_after_ticks, fallback_profile"
+    expecting = "a mapping with fallback_after, fallback_profile"
 )]
 pub(crate) struct RawBadInput {
-    /// Consecutive bad ticks before the fallback profile may apply.
-    pub fallback_after_ticks: u32,
+    /// How long the input must have been bad before the fallback profile may apply.
+    pub fallback_after: Dur,
     /// Profile to fall back to (only if more protective); none means hold.
     pub fallback_profile: Option<String>,
 }
@@ -460,7 +459,7 @@ pub(crate) struct RawBadInput {
 impl Default for RawBadInput {
     fn default() -> Self {
         RawBadInput {
-            fallback_after_ticks: 4,
+            fallback_after: Dur(example().bad_input.fallback_after),
             fallback_profile: None,
         }
     }
@@ -522,8 +521,8 @@ impl Default for RawAnomaly {
             watch_output: true,
             threshold: crate::core::anomaly::DEFAULT_THRESHOLD,
             request_emergency: true,
-            trend_window_ticks: 8,
-            horizon_ticks: 40,
+            trend_window: std::time::Duration::from_secs(120),
+            horizon: std::time::Duration::from_secs(600),
         });
         let signals = [
             (a.watch_input, AnomalySignal::Input),
@@ -538,8 +537,8 @@ impl Default for RawAnomaly {
             signals,
             threshold: a.threshold,
             request_emergency: a.request_emergency,
-            trend_window: Dur(e.tick * a.trend_window_ticks),
-            horizon: Dur(e.tick * a.horizon_ticks),
+            trend_window: Dur(a.trend_window),
+            horizon: Dur(a.horizon),
         }
     }
 }
@@ -558,8 +557,8 @@ pub(crate) mod defaults {
         Dur::secs(15)
     }
 
-    /// Default settle time after a switch.
-    pub fn settle_ticks() -> u32 {
-        2
+    /// Default settle time after a profile comes into force.
+    pub fn settle() -> Dur {
+        Dur(super::example().settle)
     }
 }

@@ -99,26 +99,58 @@ fn minimal_policy_gets_defaults() {
     let c = p.engine_config("edge", 5000.0, Duration::from_secs(15));
     assert_eq!(c.pipeline, "edge");
     assert_eq!(c.budget_series, 5000.0);
-    assert_eq!(c.prediction.window_ticks, 8);
-    assert_eq!(c.prediction.horizon_ticks, 1);
+    assert_eq!(c.prediction.window, Duration::from_secs(120));
+    assert_eq!(c.prediction.horizon, Duration::from_secs(15));
     assert_eq!(c.bad_input.fallback_profile, None);
     assert_eq!(c.bad_input.max_sample_age, Duration::from_secs(60));
 }
 
 #[test]
-fn prediction_ticks_round_up_with_minimums() {
+fn prediction_durations_reach_the_engine_unchanged() {
     let p = ValidatedPolicy::from_str(
         &minimal_with("prediction: { window: 100s, horizon: 0s, relax_window: 1s }\n"),
         "m",
     )
     .unwrap();
-    let c = p.engine_config("p", 1.0, Duration::from_secs(15));
-    assert_eq!(c.prediction.window_ticks, 7); // 100/15 = 6.67 -> 7
-    assert_eq!(c.prediction.horizon_ticks, 0);
-    assert_eq!(c.prediction.relax_window_ticks, 1);
-    // A zero tick from a careless caller does not panic.
-    let c = p.engine_config("p", 1.0, Duration::ZERO);
-    assert_eq!(c.prediction.window_ticks, u32::MAX);
+    // Whatever the tick: the engine measures durations on sample timestamps.
+    for tick in [
+        Duration::from_secs(15),
+        Duration::from_secs(3600),
+        Duration::ZERO,
+    ] {
+        let c = p.engine_config("p", 1.0, tick);
+        assert_eq!(c.prediction.window, Duration::from_secs(100));
+        assert_eq!(c.prediction.horizon, Duration::ZERO);
+        assert_eq!(c.prediction.relax_window, Duration::from_secs(1));
+    }
+}
+
+#[test]
+fn windows_beyond_the_engine_history_are_rejected() {
+    let e = ValidatedPolicy::from_str(
+        &minimal_with("tick: 1s\nprediction: { relax_window: 10m }\n"),
+        "m",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("prediction.relax_window: 10m spans more than 256 ticks of 1s"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_trend_window_of_fewer_than_three_samples_is_rejected() {
+    let e = ValidatedPolicy::from_str(
+        &minimal_with("tick: 1m\nanomaly: { trend_window: 90s }\n"),
+        "m",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("anomaly.trend_window: 1m30s is shorter than two ticks (1m); the trend needs at least three samples, so use at least 2m"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -625,22 +657,19 @@ fn anomaly_section_parses_and_converts_to_ticks() {
             watch_output: true,
             threshold: 0.7,
             request_emergency: false,
-            trend_window_ticks: 7, // 100/15 = 6.67 -> 7
-            horizon_ticks: 20,
+            trend_window: Duration::from_secs(100),
+            horizon: Duration::from_secs(300),
         }
     );
-    // Another tick, as the simulator may use: same durations, other counts.
+    // Another tick, as the simulator may use: the same durations.
     let a = p
         .engine_config("p", 1e4, Duration::from_secs(60))
         .anomaly
         .unwrap();
-    assert_eq!((a.trend_window_ticks, a.horizon_ticks), (2, 5));
-    // A trend needs two points and a horizon one tick, whatever the tick.
-    let a = p
-        .engine_config("p", 1e4, Duration::from_secs(3600))
-        .anomaly
-        .unwrap();
-    assert_eq!((a.trend_window_ticks, a.horizon_ticks), (2, 1));
+    assert_eq!(
+        (a.trend_window, a.horizon),
+        (Duration::from_secs(100), Duration::from_secs(300))
+    );
     // Through the simulator's path too.
     let c = p.engine_config_with_ladder("p", 1e4, Duration::from_secs(15), p.profiles());
     assert_eq!(c.anomaly.unwrap().detector, DetectorKind::Mad);
@@ -661,13 +690,10 @@ fn anomaly_defaults_come_from_the_core_example() {
     // A partial section keeps the other defaults.
     let p = ValidatedPolicy::from_str(&minimal_with("anomaly: { horizon: 30m }\n"), "m").unwrap();
     let a = p.engine_config("p", 1e5, tick).anomaly.unwrap();
-    assert_eq!(a.horizon_ticks, 120);
+    assert_eq!(a.horizon, Duration::from_secs(1800));
     assert_eq!(
-        a.trend_window_ticks,
-        EngineConfig::example(1e5)
-            .anomaly
-            .unwrap()
-            .trend_window_ticks
+        a.trend_window,
+        EngineConfig::example(1e5).anomaly.unwrap().trend_window
     );
     // Every detector name is accepted.
     for name in ["zscore", "mad", "ewma", "trend", "seasonal", "ensemble"] {

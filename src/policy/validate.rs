@@ -153,6 +153,23 @@ impl Reporter<'_> {
     }
 
     /// Checks an integer count is at least `min`.
+    /// Reports a window longer than the engine's sample history covers at this tick.
+    fn within_history(&mut self, field: &str, d: Dur, tick: Dur) {
+        let max = tick.0 * crate::core::predict::MAX_SAMPLES as u32;
+        if d.0 > max {
+            self.at(
+                field,
+                format!(
+                    "{} spans more than {} ticks of {} ({}), more than the engine keeps; shorten it or lengthen tick",
+                    dur(d.0),
+                    crate::core::predict::MAX_SAMPLES,
+                    dur(tick.0),
+                    dur(max)
+                ),
+            );
+        }
+    }
+
     fn at_least(&mut self, field: &str, v: u32, min: u32) -> bool {
         if v < min {
             self.at(field, format!("{v} must be >= {min}"));
@@ -482,8 +499,13 @@ pub(crate) fn validate(parsed: Parsed, rep: &mut Reporter<'_>) -> Option<Validat
                 "otherwise the ladder escalates while output is on target",
             );
         }
-        rep.at_least("hysteresis.escalate_ticks", h.escalate_ticks, 1);
-        rep.at_least("hysteresis.relax_ticks", h.relax_ticks, 1);
+        rep.duration(
+            "hysteresis.escalate_for",
+            h.escalate_for,
+            false,
+            MAX_DURATION,
+        );
+        rep.duration("hysteresis.relax_for", h.relax_for, false, MAX_DURATION);
     }
 
     // Prediction.
@@ -509,11 +531,18 @@ pub(crate) fn validate(parsed: Parsed, rep: &mut Reporter<'_>) -> Option<Validat
             End::Closed(0.0),
             End::Closed(1.0),
         );
-        rep.at_least(
-            "prediction.transient_confirm_ticks",
-            pr.transient_confirm_ticks,
-            1,
+        rep.duration(
+            "prediction.transient_confirm",
+            pr.transient_confirm,
+            false,
+            MAX_DURATION,
         );
+        for (field, d) in [
+            ("prediction.window", pr.window),
+            ("prediction.relax_window", pr.relax_window),
+        ] {
+            rep.within_history(field, d, raw.tick);
+        }
     }
 
     // Guards.
@@ -588,7 +617,12 @@ pub(crate) fn validate(parsed: Parsed, rep: &mut Reporter<'_>) -> Option<Validat
     let b = &raw.bad_input;
     let mut fallback_profile = None;
     if ok("bad_input") {
-        rep.at_least("bad_input.fallback_after_ticks", b.fallback_after_ticks, 1);
+        rep.duration(
+            "bad_input.fallback_after",
+            b.fallback_after,
+            false,
+            MAX_DURATION,
+        );
         if ok("profiles")
             && let Some(n) = &b.fallback_profile
         {
@@ -623,7 +657,22 @@ pub(crate) fn validate(parsed: Parsed, rep: &mut Reporter<'_>) -> Option<Validat
             End::Open(0.0),
             End::Closed(1.0),
         );
-        rep.duration("anomaly.trend_window", an.trend_window, true, MAX_DURATION);
+        if rep.duration("anomaly.trend_window", an.trend_window, true, MAX_DURATION) {
+            rep.within_history("anomaly.trend_window", an.trend_window, raw.tick);
+            // The explosion rule fits a line through at least three samples: a window
+            // shorter than two ticks would leave it silently dead.
+            if an.trend_window.0 < raw.tick.0 * 2 {
+                rep.at(
+                    "anomaly.trend_window",
+                    format!(
+                        "{} is shorter than two ticks ({}); the trend needs at least three samples, so use at least {}",
+                        dur(an.trend_window.0),
+                        dur(raw.tick.0),
+                        dur(raw.tick.0 * 2)
+                    ),
+                );
+            }
+        }
         rep.duration("anomaly.horizon", an.horizon, true, MAX_DURATION);
     }
 
@@ -655,8 +704,8 @@ pub(crate) fn validate(parsed: Parsed, rep: &mut Reporter<'_>) -> Option<Validat
         hysteresis: HysteresisConfig {
             escalate_above: h.escalate_above,
             relax_below: h.relax_below,
-            escalate_ticks: h.escalate_ticks,
-            relax_ticks: h.relax_ticks,
+            escalate_for: h.escalate_for.0,
+            relax_for: h.relax_for.0,
         },
         prediction: PredictionSpec {
             window: pr.window.0,
@@ -664,7 +713,7 @@ pub(crate) fn validate(parsed: Parsed, rep: &mut Reporter<'_>) -> Option<Validat
             volatility_k: pr.volatility_k,
             relax_window: pr.relax_window.0,
             persistence_threshold: pr.persistence_threshold,
-            transient_confirm_ticks: pr.transient_confirm_ticks,
+            transient_confirm: pr.transient_confirm.0,
         },
         guards: GuardsConfig {
             min_dwell_escalate: g.min_dwell.escalate.0,
@@ -684,9 +733,9 @@ pub(crate) fn validate(parsed: Parsed, rep: &mut Reporter<'_>) -> Option<Validat
             },
             override_max_ttl: g.override_.max_ttl.0,
         },
-        fallback_after_ticks: b.fallback_after_ticks,
+        fallback_after: b.fallback_after.0,
         fallback_profile,
-        settle_ticks: raw.settle_ticks,
+        settle: raw.settle.0,
         anomaly: an.enabled.then(|| AnomalySpec {
             detector: an.detector,
             watch_input: an.signals.contains(&AnomalySignal::Input),
@@ -696,5 +745,6 @@ pub(crate) fn validate(parsed: Parsed, rep: &mut Reporter<'_>) -> Option<Validat
             trend_window: an.trend_window.0,
             horizon: an.horizon.0,
         }),
+        source: String::new(),
     })
 }

@@ -205,6 +205,7 @@ mod tests {
             output,
             in_force: cur,
             decided_before: cur,
+            apply_ended: None,
         }
     }
 

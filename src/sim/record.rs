@@ -18,6 +18,10 @@ pub enum Note {
     Blocked(Guard),
     /// Bad input, the controller held.
     Hold(HoldReason),
+    /// No switch was wanted; the label of the condition that kept the profile.
+    Kept(&'static str),
+    /// An apply failed; the previous profile stayed in force.
+    ApplyFailed,
 }
 
 /// One tick of one controller.
@@ -68,6 +72,8 @@ impl ControllerRun {
             Note::Switched(i) => self.texts.get(i as usize).map(String::as_str).unwrap_or(""),
             Note::Blocked(g) => g.label(),
             Note::Hold(h) => h.label(),
+            Note::Kept(k) => k,
+            Note::ApplyFailed => "apply_failed",
         }
     }
 }

@@ -1,17 +1,22 @@
 //! The virtual-time runner: feeds a demand trace through the plant (per-profile retention,
-//! reload delay, optional noise) and one controller, and records every tick.
+//! reload delay, failed reloads, optional noise) and one controller, and records every
+//! tick.
 //!
 //! Time is virtual: tick `i` happens at `start + i·tick`, whatever the trace's own
-//! timestamps say, so a year of 15 s ticks replays in well under a second. A decision made
-//! after observing tick `t` is in force from tick `t + delay` (delay ≥ 1: the output of a
-//! tick is observed before anything can be decided about it).
+//! timestamps say, so a year of 15 s ticks replays in well under a second. The plant
+//! behaves as the daemon's actuator does: it takes the controller's apply requests (for a
+//! policy, exactly the engine's `ApplyProfile` actions); an apply requested after observing
+//! tick `t` ends at tick `t + delay` (delay ≥ 1: the output of a tick is observed before
+//! anything can be decided about it), where it either comes into force or fails, and the
+//! plant reports what is in force, and how the apply ended, with that tick's observation.
 
 use super::baseline::Oracle;
 use super::record::{ControllerRun, Note, TickRecord};
 use super::synth::Normal;
 use crate::core::config::ProfileSpec;
-use crate::core::event::Event;
-use crate::core::{Engine, Observation, Sample, Timestamp};
+use crate::core::event::{Action, Event};
+use crate::core::{ApplyOutcome, ApplyReport, Engine, Observation, Sample, Timestamp};
+use crate::journal::JournalWriter;
 use std::collections::VecDeque;
 use std::time::Duration;
 
@@ -24,8 +29,27 @@ pub struct Plant {
     pub delay_ticks: u32,
     /// Relative standard deviation of multiplicative output noise (0 = none).
     pub noise: f64,
-    /// Seed of the noise.
+    /// Seed of the noise and of the reload failures.
     pub seed: u64,
+    /// Share of applies that fail (the collector rejects the reload; the previous profile
+    /// stays in force), in [0, 1]; drawn per tick from the seed, so every controller of a
+    /// run meets the same failing ticks.
+    pub failure_rate: f64,
+}
+
+impl Plant {
+    /// True if an apply ending at tick `i` fails.
+    fn fails(&self, i: usize) -> bool {
+        if self.failure_rate <= 0.0 {
+            return false;
+        }
+        // SplitMix64 of (seed, tick): a stateless draw, the same for every controller.
+        let mut x = self.seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        x ^= x >> 31;
+        ((x >> 11) as f64 / (1u64 << 53) as f64) < self.failure_rate
+    }
 }
 
 /// What a controller sees at a tick.
@@ -43,6 +67,8 @@ pub struct TickView {
     pub in_force: usize,
     /// The controller's own previous decision.
     pub decided_before: usize,
+    /// An apply that ended at this tick: the profile, and whether it came into force.
+    pub apply_ended: Option<(usize, bool)>,
 }
 
 /// Anything that picks a profile each tick.
@@ -55,6 +81,15 @@ pub trait Controller {
     fn last_anomaly(&self) -> Option<f32> {
         None
     }
+    /// Profile the plant starts with in force.
+    fn initial(&self) -> usize {
+        0
+    }
+    /// The apply the last `decide` asks the plant for. By default a controller asks for
+    /// its decision whenever it changes; a policy asks exactly for its engine's actions.
+    fn requested(&self, decided_before: usize, decided: usize) -> Option<usize> {
+        (decided != decided_before).then_some(decided)
+    }
 }
 
 /// A policy: the real engine, stepped exactly as the daemon steps it.
@@ -63,6 +98,10 @@ pub struct PolicyController {
     engine: Engine,
     // Highest score of the watched signals on the last healthy tick.
     anomaly: Option<f32>,
+    // The last step's `ApplyProfile` action, for the plant.
+    requested: Option<usize>,
+    // Where every step goes when the run is journaled.
+    journal: Option<JournalWriter>,
 }
 
 impl PolicyController {
@@ -72,7 +111,20 @@ impl PolicyController {
             name: name.into(),
             engine,
             anomaly: None,
+            requested: None,
+            journal: None,
         }
+    }
+
+    /// Records every step into `journal` as the daemon does.
+    pub fn with_journal(mut self, journal: JournalWriter) -> Self {
+        self.journal = Some(journal);
+        self
+    }
+
+    /// The journal, once the run is over (to finish it and read its size).
+    pub fn take_journal(&mut self) -> Option<JournalWriter> {
+        self.journal.take()
     }
 }
 
@@ -92,9 +144,30 @@ impl Controller for PolicyController {
         let obs = Observation {
             input: sample(v.input),
             output: sample(v.output),
+            in_force: Some(v.in_force),
+            applies: v
+                .apply_ended
+                .map(|(profile, ok)| ApplyReport {
+                    profile,
+                    outcome: if ok {
+                        ApplyOutcome::Applied
+                    } else {
+                        ApplyOutcome::Failed {
+                            reason: "simulated reload failure".to_string(),
+                        }
+                    },
+                })
+                .into_iter()
+                .collect(),
             commands: Vec::new(),
         };
         let step = self.engine.step(v.now, &obs);
+        if let Some(j) = &mut self.journal {
+            j.record(self.engine.config().pipeline.as_str(), v.now, &obs, &step);
+        }
+        self.requested = step.actions.iter().find_map(|a| match a {
+            Action::ApplyProfile { profile } => Some(*profile),
+        });
         let mut note = Note::None;
         self.anomaly = None;
         for ev in &step.events {
@@ -103,8 +176,12 @@ impl Controller for PolicyController {
                     texts.push(d.to_string());
                     note = Note::Switched(texts.len() as u32 - 1);
                 }
-                Event::Blocked(b) if note == Note::None => note = Note::Blocked(b.guard),
+                Event::Blocked(b) if !matches!(note, Note::Switched(_)) => {
+                    note = Note::Blocked(b.guard)
+                }
                 Event::Held(h) if note == Note::None => note = Note::Hold(h.reason),
+                Event::Kept(k) if note == Note::None => note = Note::Kept(k.label()),
+                Event::Applied(a) if !a.ok && note == Note::None => note = Note::ApplyFailed,
                 Event::Evaluated(e) => {
                     self.anomaly = match (e.anomaly_input, e.anomaly_output) {
                         (Some(a), Some(b)) => Some(a.max(b) as f32),
@@ -119,6 +196,14 @@ impl Controller for PolicyController {
 
     fn last_anomaly(&self) -> Option<f32> {
         self.anomaly
+    }
+
+    fn initial(&self) -> usize {
+        self.engine.in_force()
+    }
+
+    fn requested(&self, _: usize, _: usize) -> Option<usize> {
+        self.requested
     }
 }
 
@@ -183,21 +268,23 @@ pub fn run(
 ) -> ControllerRun {
     let mut out = spec.empty_run(ctl.name());
     let plant = spec.plant;
+    let last = plant.ladder.len() - 1;
     let delay = plant.delay_ticks.max(1) as usize;
     let mut noise = Noise::new(plant.noise, plant.seed);
-    // Decisions in flight: pending[k] is in force k+1 ticks from now.
-    let mut pending: VecDeque<usize> = VecDeque::from(vec![0; delay - 1]);
-    let mut in_force = 0usize;
-    let mut decided = 0usize;
-    let mut first = true;
+    // Applies in flight: (tick at which it ends, profile), in request order.
+    let mut pending: VecDeque<(usize, usize)> = VecDeque::new();
+    let mut in_force = ctl.initial().min(last);
+    let mut decided = in_force;
     for (i, &input) in spec.demand.iter().enumerate() {
-        if !first {
-            // The decision made `delay` ticks ago comes into force now.
-            if let Some(p) = pending.pop_front() {
+        let mut apply_ended = None;
+        while let Some(&(_, p)) = pending.front().filter(|(due, _)| *due <= i) {
+            pending.pop_front();
+            let ok = !plant.fails(i);
+            if ok {
                 in_force = p;
             }
+            apply_ended = Some((p, ok));
         }
-        first = false;
         let now = tick_time(spec.start, spec.tick, i);
         let mut output = input * plant.ladder[in_force].retention;
         if let Some(n) = noise.as_mut() {
@@ -210,10 +297,14 @@ pub fn run(
             output,
             in_force,
             decided_before: decided,
+            apply_ended,
         };
         let (d, note) = ctl.decide(&view, &mut out.texts);
-        decided = d.min(plant.ladder.len() - 1);
-        pending.push_back(decided);
+        let d = d.min(last);
+        if let Some(p) = ctl.requested(decided, d) {
+            pending.push_back((i + delay, p.min(last)));
+        }
+        decided = d;
         out.ticks.push(TickRecord {
             tick: i as u32,
             timestamp: now,

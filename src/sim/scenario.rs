@@ -191,6 +191,7 @@ impl Scenario {
                     delay_ticks: file.plant.delay_ticks,
                     noise: file.plant.noise,
                     seed: file.plant.seed,
+                    failure_rate: file.plant.failure_rate,
                 },
                 policies,
                 baselines: file.baselines,
@@ -253,6 +254,8 @@ struct PlantFile {
     noise: f64,
     #[serde(default)]
     seed: u64,
+    #[serde(default, deserialize_with = "de_failure_rate")]
+    failure_rate: f64,
 }
 
 fn yes() -> bool {
@@ -316,6 +319,14 @@ fn de_budget<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
 fn de_noise<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     Ranged {
         expected: "a relative std from 0 to 1, like 0.02",
+        ok: |v| (0.0..=1.0).contains(&v),
+    }
+    .deserialize(d)
+}
+
+fn de_failure_rate<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ranged {
+        expected: "a share of applies that fail, from 0 to 1, like 0.05",
         ok: |v| (0.0..=1.0).contains(&v),
     }
     .deserialize(d)
