@@ -36,6 +36,7 @@ fn run(base: f64, noise: f64, seed: u64) -> ControllerRun {
         delay_ticks: 1,
         noise: 0.0,
         seed: 0,
+        failure_rate: 0.0,
     };
     let sim = Simulation {
         demand: trace.demand().to_vec(),

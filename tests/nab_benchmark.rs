@@ -49,6 +49,7 @@ fn mean_over(files: &[PathBuf]) -> Vec<Metrics> {
         delay_ticks: 1,
         noise: 0.0,
         seed: 0,
+        failure_rate: 0.0,
     };
     let mut rows = Vec::new();
     for f in files {

@@ -235,7 +235,7 @@ pid: { i_limit: 0.5, output_limit: 0.1 }
 guards:
   min_dwell: { relax: 0s }
   switch_budget: { max_switches: 1 }
-bad_input: { fallback_after_ticks: 0, fallback_profile: nope }
+bad_input: { fallback_after: 0s, fallback_profile: nope }
 ";
     let ls = lines(text);
     let expect = [
@@ -248,8 +248,7 @@ bad_input: { fallback_after_ticks: 0, fallback_profile: nope }
         "x.yaml:8:8: pid.i_limit: 0.5 must be <= pid.output_limit (0.1)",
         "x.yaml:10:16: guards.min_dwell.relax: 0s must be > 0",
         "x.yaml:11:20: guards.switch_budget.max_switches: 1 must be >= 2",
-        "x.yaml:12:14: bad_input.fallback_after_ticks: 0 must be >= 1",
-        "x.yaml:12:39: bad_input.fallback_profile: \"nope\" is not a profile",
+        "x.yaml:12:34: bad_input.fallback_profile: \"nope\" is not a profile",
     ];
     assert_eq!(ls.len(), expect.len(), "{ls:#?}");
     for (l, e) in ls.iter().zip(expect) {
@@ -484,11 +483,11 @@ fn non_finite_and_negative_values() {
 #[test]
 fn huge_values() {
     let ls = lines(&minimal_with(
-        "budget_series: 1e400\nsettle_ticks: 99999999999999\nguards: { override: { max_ttl: 99999999999999999999h } }\nprediction: { window: 400d }\n",
+        "budget_series: 1e400\nsettle: 99999999999999\nguards: { override: { max_ttl: 99999999999999999999h } }\nprediction: { window: 400d }\n",
     ));
     assert_eq!(ls.len(), 4, "{ls:#?}");
     assert!(
-        ls.iter().any(|l| l.contains("settle_ticks: invalid value")),
+        ls.iter().any(|l| l.contains("settle: invalid duration `99999999999999`: missing unit")),
         "{ls:#?}"
     );
     assert!(
@@ -523,13 +522,13 @@ fn io_error_names_the_file_and_a_fix() {
 fn from_file_reports_against_the_path() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.yaml");
-    std::fs::write(&path, minimal_with("settle_ticks: -1\n")).unwrap();
+    std::fs::write(&path, minimal_with("settle: -1s\n")).unwrap();
     let e = ValidatedPolicy::from_file(&path).unwrap_err();
     let p = &e.problems()[0];
     assert_eq!(p.path, path.display().to_string());
     assert_eq!(
         (p.line, p.col, p.field.as_str()),
-        (Some(5), Some(15), "settle_ticks")
+        (Some(5), Some(9), "settle")
     );
     let results = check_files(&[path.clone(), dir.path().to_path_buf()]);
     assert!(matches!(results[0].1, Err(PolicyError::Invalid { .. })));
@@ -853,5 +852,5 @@ anomaly:
         ls[1].starts_with("x.yaml:6:1: anomalies: unknown field"),
         "{ls:#?}"
     );
-    assert!(ls[1].ends_with("settle_ticks, anomaly"), "{ls:#?}");
+    assert!(ls[1].ends_with("settle, anomaly"), "{ls:#?}");
 }

@@ -312,9 +312,10 @@ pub(crate) fn validate(parsed: Parsed, rep: &mut Reporter<'_>) -> Option<Validat
     {
         rep.range("budget_series", b, End::Closed(1.0), End::Closed(1e12));
     }
+    let tick_ok = ok("tick") && (MIN_TICK..=MAX_TICK).contains(&raw.tick.0);
     if ok("tick") {
         let t = raw.tick.0;
-        if t < MIN_TICK || t > MAX_TICK {
+        if !tick_ok {
             rep.at(
                 "tick",
                 format!(
@@ -541,7 +542,9 @@ pub(crate) fn validate(parsed: Parsed, rep: &mut Reporter<'_>) -> Option<Validat
             ("prediction.window", pr.window),
             ("prediction.relax_window", pr.relax_window),
         ] {
-            rep.within_history(field, d, raw.tick);
+            if tick_ok && d.0 <= MAX_DURATION {
+                rep.within_history(field, d, raw.tick);
+            }
         }
     }
 
@@ -657,7 +660,7 @@ pub(crate) fn validate(parsed: Parsed, rep: &mut Reporter<'_>) -> Option<Validat
             End::Open(0.0),
             End::Closed(1.0),
         );
-        if rep.duration("anomaly.trend_window", an.trend_window, true, MAX_DURATION) {
+        if rep.duration("anomaly.trend_window", an.trend_window, true, MAX_DURATION) && tick_ok {
             rep.within_history("anomaly.trend_window", an.trend_window, raw.tick);
             // The explosion rule fits a line through at least three samples: a window
             // shorter than two ticks would leave it silently dead.
