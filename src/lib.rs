@@ -2,8 +2,10 @@
 //! OpenTelemetry Collector pipeline.
 //!
 //! `core` decides (pure, deterministic), `policy` turns SRE-edited YAML into validated
-//! engine configuration, `sim` replays traces through the same core offline.
+//! engine configuration, `sim` replays traces through the same core offline. `fsutil`
+//! holds the atomic file write that everything writing files shares.
 
 pub mod core;
+pub mod fsutil;
 pub mod policy;
 pub mod sim;
