@@ -5,11 +5,11 @@
 use anyhow::{Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
+use phoenix::bench::nab::{self, Corpus};
+use phoenix::bench::nab_baselines::WindowedGaussian;
 use phoenix::core::anomaly::{DEFAULT_THRESHOLD, Detector, DetectorKind};
 use phoenix::core::config::ProfileSpec;
 use phoenix::policy::{ValidatedPolicy, check_files};
-use phoenix::sim::nab::{self, Corpus};
-use phoenix::sim::nab_baselines::WindowedGaussian;
 use phoenix::sim::record::ControllerRun;
 use phoenix::sim::report::{self, Metrics};
 use phoenix::sim::runner::Plant;
