@@ -9,7 +9,7 @@ use phoenix::bench::nab::{self, Corpus};
 use phoenix::bench::nab_baselines::WindowedGaussian;
 use phoenix::core::anomaly::{DEFAULT_THRESHOLD, Detector, DetectorKind};
 use phoenix::core::config::ProfileSpec;
-use phoenix::policy::{ValidatedPolicy, check_files};
+use phoenix::policy::{LadderProblem, ValidatedPolicy, check_files, check_ladder};
 use phoenix::sim::record::ControllerRun;
 use phoenix::sim::report::{self, Metrics};
 use phoenix::sim::runner::Plant;
@@ -138,6 +138,8 @@ fn parse_rescale(s: &str) -> Result<(f64, f64), String> {
     Ok((a, b))
 }
 
+/// `NAME=RETENTION,...`, least to most reducing, checked by the ladder rules shared with
+/// policies and scenarios; every problem is reported, the profiles' before the count.
 fn parse_ladder(s: &str) -> Result<Ladder, String> {
     let mut out: Vec<ProfileSpec> = Vec::new();
     for part in s.split(',') {
@@ -148,23 +150,38 @@ fn parse_ladder(s: &str) -> Result<Ladder, String> {
             .trim()
             .parse()
             .map_err(|_| format!("{r:?} is not a number"))?;
-        if !(retention > 0.0 && retention <= 1.0) {
-            return Err(format!("{name}: retention {retention} must be in (0, 1]"));
-        }
-        if out.last().is_some_and(|p| p.retention <= retention) {
-            return Err(format!(
-                "{name}: retentions must decrease from least to most reducing"
-            ));
-        }
         out.push(ProfileSpec {
             name: name.trim().to_string(),
             retention,
         });
     }
-    if out.len() < 2 {
-        return Err("need at least two profiles".into());
+    let mut problems = check_ladder(&out);
+    if problems.is_empty() {
+        return Ok(Ladder(out));
     }
-    Ok(Ladder(out))
+    problems.sort_by_key(|p| p.index().is_none());
+    let name = |i: usize| out[i].name.as_str();
+    let messages: Vec<String> = problems
+        .iter()
+        .map(|p| match *p {
+            LadderProblem::TooFewProfiles { .. } => "need at least two profiles".to_string(),
+            LadderProblem::EmptyName { index } => format!(
+                "profile {} has no name (expected NAME=RETENTION, e.g. conservative=0.9)",
+                index + 1
+            ),
+            LadderProblem::DuplicateName { index, .. } => {
+                format!("{}: the name is given twice", name(index))
+            }
+            LadderProblem::RetentionOutOfRange { index, retention } => {
+                format!("{}: retention {retention} must be in (0, 1]", name(index))
+            }
+            LadderProblem::NotDecreasing { index, .. } => format!(
+                "{}: retentions must decrease from least to most reducing",
+                name(index)
+            ),
+        })
+        .collect();
+    Err(messages.join("; "))
 }
 
 fn main() -> ExitCode {

@@ -9,6 +9,8 @@
 //! - `parse`: YAML → raw structs, serde errors → located problems, section by section.
 //! - `locate`: a yaml-rust2 walk mapping field paths to line/column.
 //! - `validate`: ranges and cross-field rules.
+//! - `ladder`: the ladder rules ([`check_ladder`]) shared with the simulator's plant and
+//!   the command line.
 //! - `error`: [`PolicyError`] and [`Problem`].
 //!
 //! Durations are written `30s`, `5m`, `1h30m` and kept as durations; the prediction and
@@ -16,6 +18,7 @@
 //! tick actually used (the daemon's or the simulation's), so one policy fits any tick.
 
 mod error;
+mod ladder;
 mod locate;
 mod parse;
 mod schema;
@@ -25,6 +28,7 @@ mod validate;
 mod tests;
 
 pub use error::{PolicyError, Problem};
+pub use ladder::{LadderProblem, MIN_PROFILES, check_ladder};
 
 use crate::core::anomaly::DetectorKind;
 use crate::core::config::{
