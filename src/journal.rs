@@ -36,7 +36,7 @@ pub const VERSION: u32 = 1;
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
     /// The file could not be created, written, renamed or read.
-    #[error("{}: {}; check the path and its directory", path.display(), crate::sim::ticks::io_text(source))]
+    #[error("{}: {}; check the path and its directory", path.display(), crate::fsutil::io_text(source))]
     Io {
         /// The journal.
         path: PathBuf,
@@ -374,7 +374,7 @@ pub fn read(path: &Path) -> Result<Vec<Line>, JournalError> {
             Err(e) => {
                 return Err(parse(format!(
                     "{}; is this a journal written by phoenix (gzip-compressed JSON lines)?",
-                    crate::sim::ticks::io_text(&e)
+                    crate::fsutil::io_text(&e)
                 )));
             }
         }

@@ -2,9 +2,15 @@
 //! OpenTelemetry Collector pipeline.
 //!
 //! `core` decides (pure, deterministic), `policy` turns SRE-edited YAML into validated
-//! engine configuration, `sim` replays traces through the same core offline.
+//! engine configuration, `sim` replays traces through the same core offline. `fsutil`
+//! holds the atomic file write that everything writing files shares. `bench` is
+//! benchmark tooling (the NAB scorer), outside the control path. `cli` is the `phoenix`
+//! command line (argument parsing and wiring only); `src/main.rs` just runs it.
 
+pub mod bench;
+pub mod cli;
 pub mod core;
+pub mod fsutil;
 pub mod journal;
 pub mod policy;
 pub mod sim;

@@ -9,14 +9,14 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// The repository root: the working directory of every command.
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
-/// NAB's data set, checked out next to the repository (optional: tests skip without it).
+/// NAB's data set, checked out next to the repository. Required: CI always has
+/// `../shared`, so a missing data set fails the NAB tests instead of skipping them.
 const NAB: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/nab");
 
 /// The tick file's columns, in order.
@@ -679,20 +679,20 @@ fn simulate_plot_svg() {
 // ---------------------------------------------------------------------------------------
 // simulate on a NAB trace with flags
 
-/// `nyc_taxi.csv` from NAB, or `None` (with a note) when the data set is not checked out.
-fn nyc_taxi() -> Option<PathBuf> {
-    let path = Path::new(NAB).join("data/realKnownCause/nyc_taxi.csv");
-    if path.is_file() {
-        Some(path)
-    } else {
-        // Straight to stderr: the harness would swallow `println!` from a passing test.
-        let _ = writeln!(
-            std::io::stderr(),
-            "note: {} not found; skipping the NAB test (put the shared data next to the repository to run it)",
-            path.display()
-        );
-        None
-    }
+/// A file of NAB's data set; fails the test, naming the path, when it is not there.
+fn nab_file(relative: &str) -> PathBuf {
+    let path = Path::new(NAB).join(relative);
+    assert!(
+        path.is_file(),
+        "{} not found: the NAB data set must be at {NAB} (../shared/data/nab next to the repository)",
+        path.display()
+    );
+    path
+}
+
+/// `nyc_taxi.csv` from NAB.
+fn nyc_taxi() -> PathBuf {
+    nab_file("data/realKnownCause/nyc_taxi.csv")
 }
 
 /// The NAB example from the README on one trace, plus `extra` flags.
@@ -724,7 +724,7 @@ fn simulate_nab(trace: &Path, extra: &[&str]) -> Run {
 
 #[test]
 fn simulate_nab_trace_with_flags() {
-    let Some(trace) = nyc_taxi() else { return };
+    let trace = nyc_taxi();
     let run = simulate_nab(&trace, &[]).success();
     assert_eq!(
         table_controllers(&run.stdout),
@@ -736,7 +736,7 @@ fn simulate_nab_trace_with_flags() {
 
 #[test]
 fn simulate_nab_trace_without_baselines() {
-    let Some(trace) = nyc_taxi() else { return };
+    let trace = nyc_taxi();
     let run = simulate_nab(&trace, &["--no-baselines"]).success();
     assert_eq!(
         table_controllers(&run.stdout),
@@ -748,11 +748,8 @@ fn simulate_nab_trace_without_baselines() {
 
 #[test]
 fn simulate_several_nab_traces_reports_the_mean() {
-    let Some(taxi) = nyc_taxi() else { return };
-    let other = taxi.with_file_name("machine_temperature_system_failure.csv");
-    if !other.is_file() {
-        return;
-    }
+    let taxi = nyc_taxi();
+    let other = nab_file("data/realKnownCause/machine_temperature_system_failure.csv");
     let mut args: Vec<std::ffi::OsString> = vec!["simulate".into(), "--rescale".into()];
     args.extend([
         "0.4:2.2".into(),

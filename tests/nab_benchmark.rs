@@ -1,6 +1,7 @@
 //! The benchmark as a regression test: on the 35 NAB series, run with the issue's
 //! flags, the default policy's mean dominates the HPA baseline and flaps far less than the
-//! threshold baseline. Skips (with a note) where `../shared/data/nab` is not present.
+//! threshold baseline. The data set at `../shared/data/nab` is required (CI always has it):
+//! without it the test fails, naming the path.
 
 use phoenix::core::config::ProfileSpec;
 use phoenix::policy::ValidatedPolicy;
@@ -13,19 +14,33 @@ use std::time::Duration;
 
 const BUDGET: f64 = 100_000.0;
 
-fn nab_files() -> Option<Vec<PathBuf>> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/nab/data");
+/// NAB's data set, checked out next to the repository.
+const NAB: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/nab");
+
+/// Every `data/<category>/<file>.csv` of the data set, sorted; fails, naming the path,
+/// when the data set is missing or unreadable.
+fn nab_files() -> Vec<PathBuf> {
+    let root = Path::new(NAB).join("data");
+    assert!(
+        root.is_dir(),
+        "{} not found: the NAB data set must be at {NAB} (../shared/data/nab next to the repository)",
+        root.display()
+    );
+    let entries = |dir: &Path| -> Vec<PathBuf> {
+        std::fs::read_dir(dir)
+            .and_then(|it| it.map(|e| e.map(|e| e.path())).collect())
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
+    };
     let mut files = Vec::new();
-    for cat in std::fs::read_dir(&root).ok()? {
-        for f in std::fs::read_dir(cat.ok()?.path()).ok()? {
-            let p = f.ok()?.path();
+    for cat in entries(&root) {
+        for p in entries(&cat) {
             if p.extension().is_some_and(|e| e == "csv") {
                 files.push(p);
             }
         }
     }
     files.sort();
-    Some(files)
+    files
 }
 
 /// `phoenix simulate --tick 15s --rescale 0.4:2.2 --budget 100000
@@ -71,10 +86,7 @@ fn mean_over(files: &[PathBuf]) -> Vec<Metrics> {
 
 #[test]
 fn default_policy_dominates_hpa_on_nab() {
-    let Some(files) = nab_files() else {
-        eprintln!("note: ../shared/data/nab not found; NAB benchmark skipped");
-        return;
-    };
+    let files = nab_files();
     assert_eq!(files.len(), 35, "the shared NAB subset has 35 series");
     let mean = mean_over(&files);
     let get = |name: &str| mean.iter().find(|m| m.controller == name).unwrap().clone();

@@ -9,12 +9,15 @@
 //! - `parse`: YAML → raw structs, serde errors → located problems, section by section.
 //! - `locate`: a yaml-rust2 walk mapping field paths to line/column.
 //! - `validate`: ranges and cross-field rules.
+//! - `ladder`: the ladder rules ([`check_ladder`]) shared with the simulator's plant and
+//!   the command line.
 //! - `error`: [`PolicyError`] and [`Problem`].
 //!
 //! Durations are written `30s`, `5m`, `1h30m` and stay durations all the way into the
 //! engine, which measures them on sample timestamps, so one policy fits any tick.
 
 mod error;
+mod ladder;
 mod locate;
 mod parse;
 mod schema;
@@ -24,6 +27,7 @@ mod validate;
 mod tests;
 
 pub use error::{PolicyError, Problem};
+pub use ladder::{LadderProblem, MIN_PROFILES, check_ladder};
 
 use crate::core::anomaly::DetectorKind;
 use crate::core::config::{

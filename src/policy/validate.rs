@@ -5,6 +5,7 @@
 //! would only produce confusing follow-on errors). Messages state the value found and the
 //! allowed range, so the fix is obvious from the line alone.
 
+use super::ladder::{LadderProblem, MIN_PROFILES, check_ladder};
 use super::parse::{Parsed, Reporter};
 use super::schema::{AnomalySignal, Dur};
 use super::{AnomalySpec, PredictionSpec, Signals, ValidatedPolicy};
@@ -94,30 +95,7 @@ impl Reporter<'_> {
         if v.is_finite() && lo_ok && hi_ok {
             return true;
         }
-        let allowed = match (lo, hi) {
-            (End::Free, End::Free) => "a finite number".to_string(),
-            (lo, End::Free) => match lo {
-                End::Open(l) => format!("> {}", num(l)),
-                _ => format!(">= {}", num(end_value(lo))),
-            },
-            (End::Free, hi) => match hi {
-                End::Open(h) => format!("< {}", num(h)),
-                _ => format!("<= {}", num(end_value(hi))),
-            },
-            (lo, hi) => format!(
-                "in {}{}, {}{}",
-                if matches!(lo, End::Open(_)) { "(" } else { "[" },
-                num(end_value(lo)),
-                num(end_value(hi)),
-                if matches!(hi, End::Open(_)) { ")" } else { "]" },
-            ),
-        };
-        let what = if v.is_finite() {
-            num(v)
-        } else {
-            format!("{} (not a finite number)", num(v))
-        };
-        self.at(field, format!("{what} must be {allowed}"));
+        self.at(field, out_of_range(v, lo, hi));
         false
     }
 
@@ -178,6 +156,34 @@ impl Reporter<'_> {
             true
         }
     }
+}
+
+/// The message for `v` outside `lo..hi`: `v must be in (lo, hi]` (or `> lo`, `>= lo`...).
+fn out_of_range(v: f64, lo: End, hi: End) -> String {
+    let allowed = match (lo, hi) {
+        (End::Free, End::Free) => "a finite number".to_string(),
+        (lo, End::Free) => match lo {
+            End::Open(l) => format!("> {}", num(l)),
+            _ => format!(">= {}", num(end_value(lo))),
+        },
+        (End::Free, hi) => match hi {
+            End::Open(h) => format!("< {}", num(h)),
+            _ => format!("<= {}", num(end_value(hi))),
+        },
+        (lo, hi) => format!(
+            "in {}{}, {}{}",
+            if matches!(lo, End::Open(_)) { "(" } else { "[" },
+            num(end_value(lo)),
+            num(end_value(hi)),
+            if matches!(hi, End::Open(_)) { ")" } else { "]" },
+        ),
+    };
+    let what = if v.is_finite() {
+        num(v)
+    } else {
+        format!("{} (not a finite number)", num(v))
+    };
+    format!("{what} must be {allowed}")
 }
 
 fn end_value(e: End) -> f64 {
@@ -328,55 +334,68 @@ pub(crate) fn validate(parsed: Parsed, rep: &mut Reporter<'_>) -> Option<Validat
         }
     }
 
-    // The ladder.
+    // The ladder: the shared rules (check_ladder), worded here with field paths. Names are
+    // also label values, so they follow this file's stricter spelling rule too.
     let mut profiles = Vec::with_capacity(raw.profiles.len());
     if ok("profiles") {
-        if raw.profiles.len() < 2 {
-            rep.at(
-                "profiles",
-                format!(
-                    "the ladder needs at least 2 profiles (least to most reducing), found {}",
-                    raw.profiles.len()
-                ),
-            );
-        }
-        for (i, p) in raw.profiles.iter().enumerate() {
-            let f = format!("profiles[{i}]");
-            if let Some(m) = name_problem(&p.name) {
-                rep.at(&format!("{f}.name"), m);
-            } else if let Some(j) = raw.profiles[..i].iter().position(|q| q.name == p.name) {
+        profiles.extend(raw.profiles.iter().map(|p| ProfileSpec {
+            name: p.name.clone(),
+            retention: p.retention,
+        }));
+        let problems = check_ladder(&profiles);
+        let at = |i: usize| problems.iter().filter(move |q| q.index() == Some(i));
+        for q in &problems {
+            if let LadderProblem::TooFewProfiles { found } = q {
                 rep.at(
-                    &format!("{f}.name"),
+                    "profiles",
                     format!(
-                        "{:?} is already the name of profiles[{j}]; names must be unique",
-                        p.name
+                        "the ladder needs at least {MIN_PROFILES} profiles (least to most reducing), found {found}"
                     ),
                 );
             }
-            let r_ok = rep.range(
-                &format!("{f}.retention"),
-                p.retention,
-                End::Open(0.0),
-                End::Closed(1.0),
-            );
-            if r_ok && i > 0 {
-                let prev = raw.profiles[i - 1].retention;
-                if prev.is_finite() && p.retention >= prev {
-                    rep.at(
+        }
+        for (i, p) in profiles.iter().enumerate() {
+            let f = format!("profiles[{i}]");
+            let spelling = name_problem(&p.name);
+            if let Some(m) = &spelling {
+                rep.at(&format!("{f}.name"), m.clone());
+            }
+            for q in at(i) {
+                match *q {
+                    // The spelling rule covers it, in this file's words.
+                    LadderProblem::EmptyName { .. } => {}
+                    LadderProblem::DuplicateName { first, .. } => {
+                        if spelling.is_none() {
+                            rep.at(
+                                &format!("{f}.name"),
+                                format!(
+                                    "{:?} is already the name of profiles[{first}]; names must be unique",
+                                    p.name
+                                ),
+                            );
+                        }
+                    }
+                    LadderProblem::RetentionOutOfRange { retention, .. } => rep.at(
+                        &format!("{f}.retention"),
+                        out_of_range(retention, End::Open(0.0), End::Closed(1.0)),
+                    ),
+                    LadderProblem::NotDecreasing {
+                        retention,
+                        previous,
+                        ..
+                    } => rep.at(
                         &format!("{f}.retention"),
                         format!(
                             "{} must be < {} (profiles[{}].retention): profiles are ordered from least to most reducing, so retention must strictly decrease",
-                            num(p.retention),
-                            num(prev),
+                            num(retention),
+                            num(previous),
                             i - 1
                         ),
-                    );
+                    ),
+                    // Reported above, for the whole ladder.
+                    LadderProblem::TooFewProfiles { .. } => {}
                 }
             }
-            profiles.push(ProfileSpec {
-                name: p.name.clone(),
-                retention: p.retention,
-            });
         }
     }
     let profile_index = |field: &str, name: &str, rep: &mut Reporter<'_>| -> Option<usize> {

@@ -2,8 +2,6 @@
 //! reports and plots. It drives `core::Engine::step` exactly as the daemon does.
 
 pub mod baseline;
-pub mod nab;
-pub mod nab_baselines;
 pub mod plot;
 pub mod record;
 pub mod report;

@@ -5,8 +5,8 @@
 //! Long runs are downsampled (per-bucket min/max for lines, the most reducing profile per
 //! bucket for bands) so the file stays small; the file is written atomically.
 
+use crate::fsutil::{WriteError, io_hint, io_text, write_atomically};
 use crate::sim::record::ControllerRun;
-use crate::sim::ticks::{io_hint, io_text, write_atomically};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::error::Error;
@@ -68,10 +68,8 @@ pub fn write_plot(path: &Path, runs: &[ControllerRun]) -> Result<(), PlotError> 
         path: path.to_path_buf(),
         message: e.to_string(),
     })?;
-    write_atomically(path, |w| w.write_all(svg.as_bytes())).map_err(|err| PlotError::Write {
-        path: path.to_path_buf(),
-        err,
-    })
+    write_atomically(path, |w| w.write_all(svg.as_bytes()))
+        .map_err(|WriteError { path, err }| PlotError::Write { path, err })
 }
 
 /// What the plot needs of a run, in chart coordinates (hours since the first tick).

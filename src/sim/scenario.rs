@@ -9,6 +9,7 @@
 
 use crate::core::Timestamp;
 use crate::core::config::ProfileSpec;
+use crate::policy::{LadderProblem, MIN_PROFILES, check_ladder};
 use crate::sim::runner::Plant;
 use crate::sim::synth::{SynthSpec, deserialize_map_checked, generate};
 use crate::sim::trace::{Trace, TraceError, read_trace};
@@ -401,7 +402,8 @@ impl<'de> Deserialize<'de> for Rescale {
 }
 
 /// The retention ladder as an ordered YAML mapping `{ name: retention, ... }`, least to
-/// most reducing; a custom visitor keeps the document's order and checks each rung.
+/// most reducing; a custom visitor keeps the document's order and checks each rung as it
+/// is read ([`Rung`]), so a problem points at the value that causes it.
 struct Ladder(Vec<ProfileSpec>);
 
 impl<'de> Deserialize<'de> for Ladder {
@@ -413,36 +415,100 @@ impl<'de> Deserialize<'de> for Ladder {
                 f.write_str("profiles and what they keep, like `{ conservative: 0.9, balanced: 0.6, aggressive: 0.35 }`")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Ladder, A::Error> {
-                let fraction = Ranged {
-                    expected: "a fraction of series kept, in (0, 1]",
-                    ok: |v| v > 0.0 && v <= 1.0,
-                };
                 let mut profiles: Vec<ProfileSpec> = Vec::new();
                 while let Some(name) = map.next_key::<String>()? {
-                    let retention = map.next_value_seed(fraction)?;
-                    if let Some(prev) = profiles.iter().find(|p| p.name == name) {
-                        return Err(de::Error::custom(format!(
-                            "profile {:?} appears twice",
-                            prev.name
-                        )));
-                    }
-                    if let Some(prev) = profiles.last().filter(|p| retention >= p.retention) {
-                        return Err(de::Error::custom(format!(
-                            "{name}: {retention} must be below {}'s {} (list profiles from least to most reducing)",
-                            prev.name, prev.retention
-                        )));
-                    }
+                    let retention = map.next_value_seed(Rung {
+                        before: &profiles,
+                        name: &name,
+                    })?;
                     profiles.push(ProfileSpec { name, retention });
                 }
-                if profiles.is_empty() {
-                    return Err(de::Error::custom(
-                        "no profiles (list at least one, like `{ conservative: 0.9 }`)",
-                    ));
+                // Every rung passed; what can be left is about the whole ladder.
+                match check_ladder(&profiles).first() {
+                    Some(problem) => Err(de::Error::custom(ladder_message(problem, &profiles))),
+                    None => Ok(Ladder(profiles)),
                 }
-                Ok(Ladder(profiles))
             }
         }
         d.deserialize_map(V)
+    }
+}
+
+/// The retention of the profile `name`, read after the profiles `before` and checked with
+/// them against the ladder rules ([`check_ladder`]) while it is read, so the error carries
+/// the value's location and field path (`plant.retention.NAME`).
+struct Rung<'a> {
+    /// The profiles already read, in order.
+    before: &'a [ProfileSpec],
+    /// This profile's name.
+    name: &'a str,
+}
+
+impl<'de> Visitor<'de> for Rung<'_> {
+    type Value = f64;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a fraction of series kept, in (0, 1]")
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<f64, E> {
+        let mut ladder = self.before.to_vec();
+        ladder.push(ProfileSpec {
+            name: self.name.to_string(),
+            retention: v,
+        });
+        // This rung's problems depend only on the rungs before it.
+        let index = self.before.len();
+        match check_ladder(&ladder)
+            .iter()
+            .find(|p| p.index() == Some(index))
+        {
+            Some(problem) => Err(E::custom(ladder_message(problem, &ladder))),
+            None => Ok(v),
+        }
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<f64, E> {
+        self.visit_f64(v as f64)
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<f64, E> {
+        self.visit_f64(v as f64)
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Rung<'_> {
+    type Value = f64;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<f64, D::Error> {
+        d.deserialize_f64(self)
+    }
+}
+
+/// A ladder problem in a scenario's words. Rung problems are reported at the rung, whose
+/// field path already names the profile.
+fn ladder_message(problem: &LadderProblem, ladder: &[ProfileSpec]) -> String {
+    match *problem {
+        LadderProblem::TooFewProfiles { found } => format!(
+            "the ladder needs at least {MIN_PROFILES} profiles, found {found} (list them from least to most reducing, like `{{ conservative: 0.9, aggressive: 0.35 }}`)"
+        ),
+        LadderProblem::EmptyName { .. } => {
+            "a profile has an empty name (name it, like `conservative: 0.9`)".to_string()
+        }
+        LadderProblem::DuplicateName { first, .. } => {
+            format!("profile {:?} appears twice", ladder[first].name)
+        }
+        LadderProblem::RetentionOutOfRange { retention, .. } => {
+            format!("{retention} is out of range (expected a fraction of series kept, in (0, 1])")
+        }
+        LadderProblem::NotDecreasing {
+            index,
+            retention,
+            previous,
+        } => format!(
+            "{retention} must be below {}'s {previous} (list profiles from least to most reducing)",
+            ladder[index - 1].name
+        ),
     }
 }
 
@@ -619,6 +685,45 @@ policies: [../policies/default.yaml]
             e.starts_with("s.yaml:3:12: synthetic: kind explosion: factor: -1 is out of range"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn the_plant_ladder_follows_the_policy_ladder_rules() {
+        let ladder = |l: &str| {
+            parse_error(&GOOD.replace("{ conservative: 0.9, balanced: 0.6, aggressive: 0.35 }", l))
+        };
+        // Rung problems point at the rung's value.
+        let e = ladder("{ conservative: 0.9, balanced: 0.6, balanced: 0.35 }");
+        assert!(
+            e.starts_with(
+                "s.yaml:8:60: plant.retention.balanced: profile \"balanced\" appears twice"
+            ),
+            "{e}"
+        );
+        let e = ladder("{ conservative: 0.9, balanced: 0.95 }");
+        assert!(
+            e.starts_with(
+                "s.yaml:8:45: plant.retention.balanced: 0.95 must be below conservative's 0.9"
+            ),
+            "{e}"
+        );
+        let e = ladder("{ conservative: 0.9, '': 0.5 }");
+        assert!(e.contains("a profile has an empty name"), "{e}");
+        let e = ladder("{ conservative: .nan, aggressive: 0.35 }");
+        assert!(
+            e.contains("plant.retention.conservative: NaN is out of range"),
+            "{e}"
+        );
+        // The count is about the whole mapping.
+        for (l, found) in [("{ conservative: 0.9 }", 1), ("{}", 0)] {
+            let e = ladder(l);
+            assert!(
+                e.starts_with(&format!(
+                    "s.yaml:8:14: plant.retention: the ladder needs at least 2 profiles, found {found}"
+                )),
+                "{e}"
+            );
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@ use super::runner::{Controller, Plant, PolicyController, RunSpec, run, run_oracl
 use super::scenario::Scenario;
 use super::trace::Trace;
 use crate::core::{Engine, Timestamp};
+use crate::journal::{JournalError, JournalStats, JournalWriter};
 use crate::policy::ValidatedPolicy;
 use std::time::Duration;
 
@@ -70,8 +71,33 @@ impl Simulation {
         self.policies.len() + self.baselines.len()
     }
 
+    /// Like `run`, with the first policy's every step recorded into a journal at `path`
+    /// (header, policy, engine configuration, steps), as the daemon records its own.
+    pub fn run_journaled(
+        &self,
+        path: &std::path::Path,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<(Vec<ControllerRun>, JournalStats), JournalError> {
+        let journal = JournalWriter::create(path, "phoenix simulate")?;
+        let (runs, journal) = self.run_inner(progress, Some(journal));
+        let stats = journal.map(JournalWriter::finish).transpose()?;
+        Ok((
+            runs,
+            stats.unwrap_or(JournalStats { steps: 0, bytes: 0 }),
+        ))
+    }
+
     /// Runs every controller; `progress` receives ticks done across all runs.
     pub fn run(&self, progress: &mut dyn FnMut(u64)) -> Vec<ControllerRun> {
+        self.run_inner(progress, None).0
+    }
+
+    /// `run`, handing `journal` to the first policy and returning it after its run.
+    fn run_inner(
+        &self,
+        progress: &mut dyn FnMut(u64),
+        mut journal: Option<JournalWriter>,
+    ) -> (Vec<ControllerRun>, Option<JournalWriter>) {
         let spec = RunSpec {
             demand: &self.demand,
             start: self.start,
@@ -98,8 +124,16 @@ impl Simulation {
                 k += 1;
             }
             names.push(name.clone());
-            let mut ctl = PolicyController::new(name, Engine::new(cfg));
+            let mut ctl = match journal.take() {
+                Some(mut j) => {
+                    j.policy(p);
+                    j.pipeline(&cfg, None);
+                    PolicyController::new(name, Engine::new(cfg)).with_journal(j)
+                }
+                None => PolicyController::new(name, Engine::new(cfg)),
+            };
             runs.push(run(&spec, &mut ctl, &mut |t| progress(done + t)));
+            journal = journal.or_else(|| ctl.take_journal());
             done += n;
         }
         let ladder: Vec<f64> = self.plant.ladder.iter().map(|p| p.retention).collect();
@@ -123,6 +157,6 @@ impl Simulation {
             done += n;
             progress(done);
         }
-        runs
+        (runs, journal)
     }
 }

@@ -1,13 +1,13 @@
 //! The tick file of a simulation: one CSV row per tick per controller
 //! (`tick,timestamp,controller,input,output,profile,decided,reason`, plus `anomaly_score`
 //! when some controller computed one), written atomically so a reader never sees a torn
-//! file. Also home of the atomic-write helper and the I/O error wording the plot shares.
+//! file (`crate::fsutil::write_atomically`).
 
 use crate::core::Timestamp;
+use crate::fsutil::{WriteError, io_hint, io_text, write_atomically};
 use crate::sim::record::{ControllerRun, TickRecord};
 use std::borrow::Cow;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 /// The fixed columns; `anomaly_score` is appended only when a record carries a score.
@@ -48,10 +48,7 @@ pub fn write_ticks(path: &Path, runs: &[ControllerRun]) -> Result<(), TicksError
         }
         Ok(())
     })
-    .map_err(|err| TicksError::Write {
-        path: path.to_path_buf(),
-        err,
-    })
+    .map_err(|WriteError { path, err }| TicksError::Write { path, err })
 }
 
 /// The rows of one controller.
@@ -202,85 +199,13 @@ fn csv_field(s: &str) -> Cow<'_, str> {
     }
 }
 
-/// Writes `path` so that it is either the old file or the complete new one, never torn:
-/// the content goes to a temporary file in the same directory, which is flushed, fsynced
-/// and renamed over `path`; the directory is then fsynced so the rename survives a crash.
-/// On failure the temporary file is removed.
-pub(crate) fn write_atomically(
-    path: &Path,
-    content: impl FnOnce(&mut BufWriter<File>) -> io::Result<()>,
-) -> io::Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "the path names no file"))?;
-    let (tmp, file) = create_temp(dir, &name.to_string_lossy())?;
-    let result = (|| {
-        let mut w = BufWriter::with_capacity(1 << 20, file);
-        content(&mut w)?;
-        let file = w.into_inner().map_err(io::IntoInnerError::into_error)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        // Best effort: the original error is the one worth reporting.
-        let _ = fs::remove_file(&tmp);
-        return result;
-    }
-    // Some filesystems cannot fsync a directory; the file itself is already durable.
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
-}
-
-/// Creates a fresh temporary file next to the target, never reusing an existing one (a
-/// leftover from a crash, or another writer).
-fn create_temp(dir: &Path, name: &str) -> io::Result<(PathBuf, File)> {
-    let pid = std::process::id();
-    let mut attempt = 0u32;
-    loop {
-        let tmp = dir.join(format!(".{name}.{pid}.{attempt}.tmp"));
-        match OpenOptions::new().write(true).create_new(true).open(&tmp) {
-            Ok(f) => return Ok((tmp, f)),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < 100 => attempt += 1,
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-/// The error's description without the `(os error N)` suffix, for messages an operator
-/// reads.
-pub(crate) fn io_text(err: &io::Error) -> String {
-    let text = err.to_string();
-    match text.rfind(" (os error ") {
-        Some(i) => text[..i].to_string(),
-        None => text,
-    }
-}
-
-/// What the operator can do about a failed write.
-pub(crate) fn io_hint(err: &io::Error) -> &'static str {
-    use io::ErrorKind as K;
-    match err.kind() {
-        K::PermissionDenied | K::ReadOnlyFilesystem => "choose a writable path",
-        K::NotFound => "create the directory first or choose another path",
-        K::IsADirectory | K::InvalidInput => "give a file name, not a directory",
-        K::NotADirectory => "check that every parent in the path is a directory",
-        K::StorageFull | K::QuotaExceeded => "free some disk space",
-        _ => "check the path and free disk space",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::core::Timestamp;
     use crate::core::event::{Guard, HoldReason};
     use crate::sim::record::Note;
+    use std::fs;
     use std::time::Duration;
 
     fn run(name: &str, anomaly: Option<f32>) -> ControllerRun {

@@ -20,7 +20,7 @@
 //! the report gives its raw score (the summed cost of its false positives) and FP count.
 
 use crate::core::Timestamp;
-use crate::sim::ticks::write_atomically;
+use crate::fsutil::{io_text, write_atomically};
 use crate::sim::trace::{TraceError, read_trace};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -378,15 +378,6 @@ fn file_name(path: &Path) -> String {
     path.file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default()
-}
-
-/// An I/O error's text without the `(os error N)` suffix.
-fn io_text(err: &io::Error) -> String {
-    let text = err.to_string();
-    match text.rfind(" (os error ") {
-        Some(i) => text[..i].to_string(),
-        None => text,
-    }
 }
 
 /// Rows of a file of `rows` rows that are probationary: min(⌊0.15·rows⌋, 750).
@@ -792,7 +783,8 @@ pub fn write_results_file(
     values: &[f64],
     scores: &[f64],
 ) -> io::Result<()> {
-    write_atomically(path, |w| write_results(w, timestamps, values, scores))
+    // The caller names the path in its own message.
+    write_atomically(path, |w| write_results(w, timestamps, values, scores)).map_err(|e| e.err)
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! NAB's published baseline detectors, re-implemented from their description to check the
-//! NAB scorer (`sim::nab`) against published scores. Not used by the daemon.
+//! NAB scorer (`bench::nab`) against published scores. Not used by the daemon.
 //!
 //! `WindowedGaussian` is NAB's "windowedGaussian": the score of a value is one minus the
 //! two-sided Gaussian tail probability Q(|z|) of the value under the mean and (population)
