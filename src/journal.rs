@@ -405,6 +405,22 @@ pub fn read(path: &Path) -> Result<Vec<Line>, JournalError> {
     Ok(lines)
 }
 
+/// Switch sentences, or `no switch`.
+fn sentences(events: &[JEvent]) -> String {
+    let s: Vec<String> = events
+        .iter()
+        .filter_map(|e| match e {
+            JEvent::Full(Event::Switched(d)) => Some(d.to_string()),
+            _ => None,
+        })
+        .collect();
+    if s.is_empty() {
+        "no switch".to_string()
+    } else {
+        s.join("; ")
+    }
+}
+
 /// The first step at which a replay's events differ from the journal's.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Divergence {
@@ -414,9 +430,9 @@ pub struct Divergence {
     pub tick: u64,
     /// Its `now`.
     pub at: Timestamp,
-    /// The recorded events, as JSON.
+    /// The recorded events (parity: as JSON; under another policy: the switch sentences).
     pub expected: String,
-    /// The replayed events, as JSON.
+    /// The replayed events, in the same form.
     pub got: String,
 }
 
@@ -518,7 +534,7 @@ pub fn replay(path: &Path, lines: &[Line], mode: ReplayMode) -> Result<ReplayRep
                     let (expected, got) = match mode {
                         ReplayMode::Parity => (to_json(&s.e), to_json(&got)),
                         ReplayMode::Policy(_) => {
-                            (to_json(&switched(&s.e)), to_json(&switched(&got)))
+                            (sentences(&switched(&s.e)), sentences(&switched(&got)))
                         }
                     };
                     report.divergences.push(Divergence {

@@ -156,7 +156,8 @@ fn step_bench() -> StepStats {
     let mut tick = |engine: &mut Engine, switches: &mut usize| {
         let input = ring[i & mask];
         let now = Timestamp::from_secs(START_SECS + 15 * i as i64);
-        let obs = Observation::ok(input, input * retention[in_force], now);
+        // The actuator applies at once and says so, as a healthy daemon's does.
+        let obs = Observation::ok(input, input * retention[in_force], now).with_in_force(in_force);
         let step = engine.step(now, black_box(&obs));
         *switches += step.actions.len();
         black_box(&step);

@@ -4,7 +4,7 @@
 //!
 //! One module per command group, each with its arguments (an `Args` struct or a
 //! `Subcommand` enum), a `run` function returning the exit code, and its own error enum:
-//! `simulate`, `policy` (`policy check`), `anomaly` (`anomaly score|bench`). Adding a group
+//! `simulate`, `policy` (`policy check`), `anomaly` (`anomaly score|bench`), `replay`. Adding a group
 //! (`replay`, `run`, `loadgen`) is a new module here, a variant of `Command`, an arm in
 //! [`run`] and, if it can fail, a variant of [`CliError`]. Shared pieces: `args` (value
 //! parsers for durations, ladders, rescaling), [`output`] (output path checks) and
@@ -15,6 +15,7 @@ mod args;
 pub mod output;
 pub mod policy;
 mod progress;
+pub mod replay;
 pub mod simulate;
 
 use clap::{Parser, Subcommand};
@@ -44,6 +45,8 @@ enum Command {
         #[command(subcommand)]
         command: anomaly::AnomalyCommand,
     },
+    /// Re-run a journal: check record/replay parity, or try another policy on it.
+    Replay(replay::ReplayArgs),
 }
 
 /// Why a command failed. Each message is one line naming what to fix; the command's own
@@ -56,6 +59,9 @@ pub enum CliError {
     /// `phoenix anomaly score|bench` failed.
     #[error(transparent)]
     Anomaly(#[from] anomaly::AnomalyError),
+    /// `phoenix replay` failed.
+    #[error(transparent)]
+    Replay(#[from] replay::ReplayError),
 }
 
 /// Runs the parsed command line; the exit code is the command's verdict.
@@ -64,5 +70,6 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Simulate(args) => simulate::run(args)?,
         Command::Policy { command } => policy::run(command),
         Command::Anomaly { command } => anomaly::run(command)?,
+        Command::Replay(args) => replay::run(args)?,
     })
 }

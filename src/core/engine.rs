@@ -542,7 +542,7 @@ impl Engine {
                 Ok(()) => {
                     let decision = self.switch(now, to, cause);
                     step.actions.push(Action::ApplyProfile { profile: to });
-                    step.events.push(Event::Switched(decision));
+                    step.events.push(Event::Switched(Box::new(decision)));
                 }
             },
             _ => {
@@ -563,7 +563,7 @@ impl Engine {
         let s = &mut self.state;
         if let Some(p) = s.pinned.as_ref().filter(|p| p.until <= now) {
             step.events
-                .push(Event::Audit(Audit::OverrideExpired { profile: p.profile }));
+                .push(audit(Audit::OverrideExpired { profile: p.profile }));
             s.pinned = None;
         }
         if s.lockout_until.is_some_and(|t| t <= now) {
@@ -635,7 +635,7 @@ impl Engine {
         for cmd in &obs.commands {
             match cmd {
                 Command::Emergency { by, reason } => {
-                    step.events.push(Event::Audit(Audit::EmergencyRequested {
+                    step.events.push(audit(Audit::EmergencyRequested {
                         by: by.clone(),
                         reason: reason.clone(),
                     }));
@@ -657,7 +657,7 @@ impl Engine {
                         until,
                         by: by.clone(),
                     });
-                    step.events.push(Event::Audit(Audit::OverrideSet {
+                    step.events.push(audit(Audit::OverrideSet {
                         profile: *profile,
                         until,
                         by: by.clone(),
@@ -667,7 +667,7 @@ impl Engine {
                 // The HTTP endpoint validates names against the policy before this; an
                 // index outside the ladder or a zero TTL still cannot be pinned.
                 Command::Override { by, profile, .. } => {
-                    step.events.push(Event::Audit(Audit::Refused {
+                    step.events.push(audit(Audit::Refused {
                         by: by.clone(),
                         reason: if *profile < self.cfg.profiles.len() {
                             "an override needs a TTL above zero".to_string()
@@ -679,9 +679,9 @@ impl Engine {
                 Command::ClearOverride { by } => {
                     if self.state.pinned.take().is_some() {
                         step.events
-                            .push(Event::Audit(Audit::OverrideCleared { by: by.clone() }));
+                            .push(audit(Audit::OverrideCleared { by: by.clone() }));
                     } else {
-                        step.events.push(Event::Audit(Audit::Refused {
+                        step.events.push(audit(Audit::Refused {
                             by: by.clone(),
                             reason: "no override to clear".to_string(),
                         }));
@@ -873,9 +873,15 @@ impl Engine {
         // would relax inside the hysteresis band, so the ladder order is enforced.
         // Never relax into an explosion that is still going on: while demand rises along
         // a clean line, the less-reducing profile must fit where that line is headed.
-        let headed = self.explosive_demand();
-        let relax_demand = fc.relax.max(headed.unwrap_or(0.0));
+        // The line is fitted only when a relaxation is on the table (it costs a pass over
+        // the relax window): when no profile fits even without it, it changes nothing.
         let fits = |j: usize, demand: f64| pressure_of(rets[j].max(r_cur), demand) < h.relax_below;
+        let headed = if (0..cur).any(|j| fits(j, fc.relax)) {
+            self.explosive_demand()
+        } else {
+            None
+        };
+        let relax_demand = fc.relax.max(headed.unwrap_or(0.0));
         let relax_to = (0..cur).find(|&j| fits(j, relax_demand));
         let pending = self.state.decided != self.state.in_force;
         let relax_since = match relax_to {
@@ -1127,4 +1133,9 @@ impl Engine {
             cause,
         }
     }
+}
+
+/// An audit event (boxed: commands are rare, steps are many).
+fn audit(a: Audit) -> Event {
+    Event::Audit(Box::new(a))
 }

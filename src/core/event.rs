@@ -35,7 +35,7 @@ impl Step {
     /// The switch this step decided, if any.
     pub fn switched(&self) -> Option<&Decision> {
         self.events.iter().find_map(|e| match e {
-            Event::Switched(d) => Some(d),
+            Event::Switched(d) => Some(&**d),
             _ => None,
         })
     }
@@ -58,8 +58,9 @@ pub enum Action {
 pub enum Event {
     /// Every healthy new sample: the control terms, for `phoenix_pid_*` and pressure.
     Evaluated(Evaluation),
-    /// A profile switch (explanation).
-    Switched(Decision),
+    /// A profile switch (explanation). Boxed, like `Audit`: both are rare, and the
+    /// common events stay small to move (a step returns its events by value).
+    Switched(Box<Decision>),
     /// A switch the ladder wanted but a guard refused (explanation).
     Blocked(Blocked),
     /// Bad input: the engine held the current profile (explanation).
@@ -67,7 +68,7 @@ pub enum Event {
     /// No switch was wanted, and the condition that kept it (explanation).
     Kept(Kept),
     /// A command was handled (override set, cleared, refused; emergency requested).
-    Audit(Audit),
+    Audit(Box<Audit>),
     /// The actuator reported the end of an apply.
     Applied(ApplyEvent),
 }
@@ -658,3 +659,4 @@ pub struct ApplyEvent {
     /// The profile in force after it.
     pub in_force: usize,
 }
+

@@ -75,24 +75,25 @@ pub struct TrendFit {
     pub span: Duration,
 }
 
-/// Fits `y = a + b·x` through `(x, y)` points, x in seconds (the one line fit of the core:
-/// demand forecast, explosion trend, and the relax-time explosion check all use it).
-/// `None` with fewer than `min_points` points or no spread in x.
+/// Fits `y = a + b·x` through `(x, y)` points, x in seconds, in any order (the one line
+/// fit of the core: demand forecast, explosion trend, and the relax-time explosion check
+/// all use it). "Latest" is the point of largest x. `None` with fewer than `min_points`
+/// points.
 pub fn fit_line(points: impl Iterator<Item = (f64, f64)>, min_points: usize) -> Option<TrendFit> {
     let (mut n, mut sx, mut sy, mut sxx, mut sxy, mut syy) = (0usize, 0.0, 0.0, 0.0, 0.0, 0.0);
-    let (mut first_x, mut last_x, mut last_y) = (f64::NAN, f64::NAN, 0.0);
+    let (mut min_x, mut max_x, mut last_y) = (f64::INFINITY, f64::NEG_INFINITY, 0.0);
     for (x, y) in points {
-        if n == 0 {
-            first_x = x;
-        }
         n += 1;
         sx += x;
         sy += y;
         sxx += x * x;
         sxy += x * y;
         syy += y * y;
-        last_x = x;
-        last_y = y;
+        min_x = min_x.min(x);
+        if x >= max_x {
+            max_x = x;
+            last_y = y;
+        }
     }
     if n < min_points.max(1) {
         return None;
@@ -103,19 +104,16 @@ pub fn fit_line(points: impl Iterator<Item = (f64, f64)>, min_points: usize) -> 
     let cov = sxy - sx * sy / nf;
     if n < 2 || vxx <= 1e-12 {
         // One sample (or all at one instant): a flat line through the mean.
-        let mean = sy / nf;
         return Some(TrendFit {
             slope_per_sec: 0.0,
             r2: 0.0,
-            fitted_latest: if n == 1 { last_y } else { mean },
+            fitted_latest: if n == 1 { last_y } else { sy / nf },
             residual_sd: if n < 2 { 0.0 } else { (vyy / nf).sqrt() },
             n,
             span: Duration::ZERO,
         });
     }
     let slope = cov / vxx;
-    let mean_x = sx / nf;
-    let mean_y = sy / nf;
     let r2 = if vyy > 0.0 {
         (cov * cov / (vxx * vyy)).clamp(0.0, 1.0)
     } else {
@@ -125,14 +123,10 @@ pub fn fit_line(points: impl Iterator<Item = (f64, f64)>, min_points: usize) -> 
     Some(TrendFit {
         slope_per_sec: slope,
         r2,
-        fitted_latest: mean_y + slope * (last_x - mean_x),
-        residual_sd: if n > 2 {
-            (rss / (nf - 2.0)).sqrt()
-        } else {
-            0.0
-        },
+        fitted_latest: sy / nf + slope * (max_x - sx / nf),
+        residual_sd: if n > 2 { (rss / (nf - 2.0)).sqrt() } else { 0.0 },
         n,
-        span: Duration::from_secs_f64((last_x - first_x).max(0.0)),
+        span: Duration::from_secs_f64((max_x - min_x).max(0.0)),
     })
 }
 
@@ -162,28 +156,23 @@ impl History {
         self.points.back().copied()
     }
 
-    /// The samples less than `window` before the latest one, oldest first (a window of
-    /// N ticks holds N samples at regular ticks).
+    /// The samples less than `window` before the latest one, newest first (a window of
+    /// N ticks holds N samples at regular ticks). A walk back from the end: windows hold
+    /// a few dozen samples, fewer than a binary search would save.
     fn within(&self, window: Duration) -> impl Iterator<Item = &Point> {
-        let start = self.latest().map_or(0, |p| {
-            let oldest = p.0.0.saturating_sub(window.as_millis() as i64);
-            self.points.partition_point(|q| q.0.0 <= oldest)
-        });
-        self.points.range(start..)
+        let oldest = self
+            .latest()
+            .map_or(0, |p| p.0.0.saturating_sub(window.as_millis() as i64));
+        self.points.iter().rev().take_while(move |q| q.0.0 > oldest)
     }
 
     /// Fits a line through `series` over the last `window` of sample time (x in seconds
     /// before the latest sample); `None` with fewer than `min_points` samples.
-    pub fn trend_fit(
-        &self,
-        series: Series,
-        window: Duration,
-        min_points: usize,
-    ) -> Option<TrendFit> {
+    pub fn trend_fit(&self, series: Series, window: Duration, min_points: usize) -> Option<TrendFit> {
         let latest = self.latest()?.0;
         fit_line(
             self.within(window)
-                .map(|p| ((p.0.0 - latest.0) as f64 / 1000.0, p.get(series))),
+                .map(|p| ((p.0.0 - latest.0) as f64 * 1e-3, p.get(series))),
             min_points,
         )
     }
