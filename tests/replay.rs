@@ -76,7 +76,11 @@ fn a_simulated_journal_replays_with_zero_divergences() {
         assert!(lines[2].contains("\"kind\":\"pipeline\""));
         let out = phoenix(&["replay", j.to_str().unwrap()]);
         let stdout = text(&out.stdout);
-        assert!(out.status.success(), "{scenario}: {stdout}{}", text(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{scenario}: {stdout}{}",
+            text(&out.stderr)
+        );
         assert_eq!(stdout.lines().count(), 1, "one line: {stdout}");
         assert!(
             stdout.contains("replayed with 0 divergences"),
@@ -109,7 +113,10 @@ fn a_tampered_observation_is_the_first_divergence() {
         stdout.contains("divergence at pipeline default, tick 100 (2024-01-01T00:25:00.000Z)"),
         "{stdout}"
     );
-    assert!(stdout.contains("expected [") && stdout.contains("got ["), "{stdout}");
+    assert!(
+        stdout.contains("expected [") && stdout.contains("got ["),
+        "{stdout}"
+    );
     assert!(stdout.contains("\"held\""), "the replay held: {stdout}");
 }
 
@@ -128,7 +135,10 @@ fn another_policy_lists_the_switches_it_would_have_made() {
     assert!(stdout.contains("policy cost-first switches"), "{stdout}");
     assert!(stdout.contains("| cost-first: "), "{stdout}");
     // Sentences, not JSON: what an SRE reads.
-    assert!(stdout.contains("escalated ") || stdout.contains("relaxed "), "{stdout}");
+    assert!(
+        stdout.contains("escalated ") || stdout.contains("relaxed "),
+        "{stdout}"
+    );
     // The same policy as recorded finds no difference.
     let out = phoenix(&[
         "replay",
@@ -148,7 +158,10 @@ fn unreadable_journals_are_one_line_errors() {
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains("missing.gz") && !err.contains("panicked"), "{err}");
+    assert!(
+        err.contains("missing.gz") && !err.contains("panicked"),
+        "{err}"
+    );
     // A file that is not a journal.
     let bogus = dir.path().join("bogus.gz");
     std::fs::write(&bogus, "timestamp,value\n1,2\n").unwrap();

@@ -1139,3 +1139,6 @@ impl Engine {
 fn audit(a: Audit) -> Event {
     Event::Audit(Box::new(a))
 }
+
+#[cfg(test)]
+mod tests;

@@ -74,6 +74,63 @@ pub enum Event {
 }
 
 impl Event {
+    /// The sentence an SRE reads for this event (log line, status page, decision log),
+    /// with profiles named from `profiles`; `None` for `Evaluated`, which is numbers.
+    pub fn sentence(&self, profiles: &[super::config::ProfileSpec]) -> Option<String> {
+        let name = |i: usize| profiles.get(i).map_or("?", |p| p.name.as_str()).to_string();
+        Some(match self {
+            Event::Evaluated(_) => return None,
+            Event::Switched(d) => d.to_string(),
+            Event::Blocked(b) => format!("{}→{} {b}", name(b.from), name(b.to)),
+            Event::Held(h) => h.to_string(),
+            Event::Kept(k) => match k {
+                Kept::RelaxStreak { to, since, need } => format!(
+                    "kept: {} fits since {since}, relaxing once it fits for {}",
+                    name(*to),
+                    fmt_duration(*need)
+                ),
+                Kept::ApplyPending { profile, since } => format!(
+                    "kept: waiting for {}, decided at {since}, to be in force",
+                    name(*profile)
+                ),
+                other => other.to_string(),
+            },
+            Event::Audit(a) => match &**a {
+                Audit::OverrideSet {
+                    profile,
+                    until,
+                    by,
+                    reason,
+                } => format!(
+                    "override set by {by}: {} until {until} ({reason})",
+                    name(*profile)
+                ),
+                Audit::OverrideCleared { by } => format!("override cleared by {by}"),
+                Audit::OverrideExpired { profile } => {
+                    format!("override of {} expired", name(*profile))
+                }
+                Audit::Refused { by, reason } => format!("command from {by} refused: {reason}"),
+                Audit::EmergencyRequested { by, reason } => {
+                    format!("emergency requested by {by}: {reason}")
+                }
+            },
+            Event::Applied(a) => match (&a.reason, a.ok) {
+                (_, true) => format!("{} is in force", name(a.profile)),
+                (Some(r), false) if a.rolled_back => format!(
+                    "apply of {} rolled back, {} in force: {r}",
+                    name(a.profile),
+                    name(a.in_force)
+                ),
+                (r, false) => format!(
+                    "apply of {} failed, {} in force: {}",
+                    name(a.profile),
+                    name(a.in_force),
+                    r.as_deref().unwrap_or("no reason given")
+                ),
+            },
+        })
+    }
+
     /// True for the four kinds that explain a step.
     pub fn is_explanation(&self) -> bool {
         matches!(
@@ -659,4 +716,3 @@ pub struct ApplyEvent {
     /// The profile in force after it.
     pub in_force: usize,
 }
-

@@ -124,7 +124,11 @@ pub fn fit_line(points: impl Iterator<Item = (f64, f64)>, min_points: usize) -> 
         slope_per_sec: slope,
         r2,
         fitted_latest: sy / nf + slope * (max_x - sx / nf),
-        residual_sd: if n > 2 { (rss / (nf - 2.0)).sqrt() } else { 0.0 },
+        residual_sd: if n > 2 {
+            (rss / (nf - 2.0)).sqrt()
+        } else {
+            0.0
+        },
         n,
         span: Duration::from_secs_f64((max_x - min_x).max(0.0)),
     })
@@ -168,7 +172,12 @@ impl History {
 
     /// Fits a line through `series` over the last `window` of sample time (x in seconds
     /// before the latest sample); `None` with fewer than `min_points` samples.
-    pub fn trend_fit(&self, series: Series, window: Duration, min_points: usize) -> Option<TrendFit> {
+    pub fn trend_fit(
+        &self,
+        series: Series,
+        window: Duration,
+        min_points: usize,
+    ) -> Option<TrendFit> {
         let latest = self.latest()?.0;
         fit_line(
             self.within(window)

@@ -487,7 +487,8 @@ fn huge_values() {
     ));
     assert_eq!(ls.len(), 4, "{ls:#?}");
     assert!(
-        ls.iter().any(|l| l.contains("settle: invalid duration `99999999999999`: missing unit")),
+        ls.iter()
+            .any(|l| l.contains("settle: invalid duration `99999999999999`: missing unit")),
         "{ls:#?}"
     );
     assert!(

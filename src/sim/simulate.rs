@@ -81,10 +81,7 @@ impl Simulation {
         let journal = JournalWriter::create(path, "phoenix simulate")?;
         let (runs, journal) = self.run_inner(progress, Some(journal));
         let stats = journal.map(JournalWriter::finish).transpose()?;
-        Ok((
-            runs,
-            stats.unwrap_or(JournalStats { steps: 0, bytes: 0 }),
-        ))
+        Ok((runs, stats.unwrap_or(JournalStats { steps: 0, bytes: 0 })))
     }
 
     /// Runs every controller; `progress` receives ticks done across all runs.
