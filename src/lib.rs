@@ -10,6 +10,7 @@
 pub mod bench;
 pub mod cli;
 pub mod core;
+pub mod daemon;
 pub mod fsutil;
 pub mod journal;
 pub mod policy;
