@@ -115,6 +115,8 @@ pub struct EngineStateOf<P> {
     pub decided: P,
     /// Profile the actuator last reported in force.
     pub in_force: P,
+    /// Number of the latest apply asked for (echoed in the actuator's reports).
+    pub apply_seq: u64,
     /// Since when `in_force` has been in force (`None`: since before the engine started).
     pub in_force_since: Option<Timestamp>,
     /// When the last switch was decided.
@@ -173,6 +175,7 @@ impl<P> EngineStateOf<P> {
             version: self.version,
             decided: g(&self.decided),
             in_force: g(&self.in_force),
+            apply_seq: self.apply_seq,
             in_force_since: self.in_force_since,
             last_switch_at: self.last_switch_at,
             last_switch_emergency: self.last_switch_emergency,
@@ -254,6 +257,7 @@ impl Engine {
             version: STATE_VERSION,
             decided: initial,
             in_force: initial,
+            apply_seq: 0,
             in_force_since: None,
             last_switch_at: None,
             last_switch_emergency: false,
@@ -407,7 +411,11 @@ impl Engine {
         self.take_applies(now, obs, &mut step);
         let mut emergency = self.take_commands(now, obs, &mut step);
 
-        let wanted = match self.read(now, obs) {
+        let read = self.read(now, obs);
+        // A pin is carried out when its command arrives or on a new sample, like the
+        // ladder: never at whichever extra call happens to come first.
+        let may_pin = matches!(read, Ok(Some(_))) || !obs.commands.is_empty();
+        let wanted = match read {
             Err(hold) => {
                 let since = *self.state.bad_since.get_or_insert(now);
                 let bad_for = now.saturating_since(since);
@@ -474,7 +482,7 @@ impl Engine {
             Some((w, k)) => (Some(w), k),
             None => (None, None),
         };
-        self.decide(now, wanted, fallback_kept, &mut step);
+        self.decide(now, wanted, fallback_kept, may_pin, &mut step);
 
         // The next sample is due a tick after the last one; if that is past (input bad, or
         // a late caller), a tick from now, so a caller following this never spins.
@@ -499,9 +507,13 @@ impl Engine {
         now: Timestamp,
         wanted: Option<(usize, Cause)>,
         fallback_kept: Option<Kept>,
+        may_pin: bool,
         step: &mut Step,
     ) {
         let explained = step.events.iter().any(Event::is_explanation);
+        // A switch or a block is the step's explanation: the ladder's `Kept`, pushed
+        // before a pin or an emergency overruled it, goes.
+        let overrule = |step: &mut Step| step.events.retain(|e| !matches!(e, Event::Kept(_)));
         let decided = self.state.decided;
         if let Some((_, cause)) = &wanted
             && cause.is_emergency()
@@ -510,6 +522,13 @@ impl Engine {
         }
         // A pin overrides the ladder (but not the lockout or the switch budget).
         let wanted = match (&self.state.pinned, wanted) {
+            (Some(p), _) if p.profile != decided && !may_pin => {
+                if !explained {
+                    step.events
+                        .push(Event::Kept(Kept::Pinned { until: p.until }));
+                }
+                return;
+            }
             (Some(p), _) if p.profile != decided => Some((
                 p.profile,
                 Cause::Override {
@@ -519,6 +538,7 @@ impl Engine {
             )),
             (Some(p), Some((to, _))) if to != decided => {
                 let until = p.until;
+                overrule(step);
                 step.events.push(Event::Blocked(Blocked {
                     guard: Guard::Override,
                     from: decided,
@@ -537,14 +557,20 @@ impl Engine {
             (None, w) => w,
         };
         match wanted {
-            Some((to, cause)) if to != decided => match self.guard(now, to, &cause) {
-                Err(blocked) => step.events.push(Event::Blocked(blocked)),
-                Ok(()) => {
-                    let decision = self.switch(now, to, cause);
-                    step.actions.push(Action::ApplyProfile { profile: to });
-                    step.events.push(Event::Switched(Box::new(decision)));
+            Some((to, cause)) if to != decided => {
+                overrule(step);
+                match self.guard(now, to, &cause) {
+                    Err(blocked) => step.events.push(Event::Blocked(blocked)),
+                    Ok(()) => {
+                        let decision = self.switch(now, to, cause);
+                        step.actions.push(Action::ApplyProfile {
+                            profile: to,
+                            seq: self.state.apply_seq,
+                        });
+                        step.events.push(Event::Switched(Box::new(decision)));
+                    }
                 }
-            },
+            }
             _ => {
                 if !step.events.iter().any(Event::is_explanation) {
                     // Only an emergency or a fallback to the profile already decided gets
@@ -614,8 +640,12 @@ impl Engine {
         }
         // Re-plan from reality: an apply of the decided profile that failed leaves the
         // pipeline on what is in force, and the engine must not believe otherwise.
+        // Only the failure of the latest apply counts: an older apply of the same profile
+        // may fail while a newer one is still in flight.
         let failed_decided = obs.applies.iter().any(|a| {
-            a.profile == self.state.decided && !matches!(a.outcome, ApplyOutcome::Applied)
+            a.seq == self.state.apply_seq
+                && a.profile == self.state.decided
+                && !matches!(a.outcome, ApplyOutcome::Applied)
         });
         if failed_decided {
             self.state.decided = self.state.in_force;
@@ -726,7 +756,9 @@ impl Engine {
         };
         let (input, at_in) = one(Signal::Input, &obs.input)?;
         let (output, at_out) = one(Signal::Output, &obs.output)?;
-        let at = at_in.max(at_out);
+        // A sample stamped after `now` (clock skew between Prometheus and this host) is
+        // taken as taken now: trusting it would make every later sample look old news.
+        let at = at_in.max(at_out).min(now);
         Ok(match self.state.last_sample_at {
             Some(last) if at <= last => None,
             _ => Some((at, input, output)),
@@ -776,10 +808,12 @@ impl Engine {
         let cfg = &self.cfg;
         let cur = self.state.decided;
         let budget = cfg.budget_series;
+        // Only samples taken after the profile came into force, and `settle` after it,
+        // measure it (a sample delivered with the apply's report may predate it).
         let settled = self
             .state
             .in_force_since
-            .is_none_or(|t| at.saturating_since(t) >= cfg.settle);
+            .is_none_or(|t| at >= t && at.saturating_since(t) >= cfg.settle);
         if settled && input > 0.0 {
             let r = (output / input).clamp(0.0, 1.0);
             let f = self.state.in_force;
@@ -1029,7 +1063,7 @@ impl Engine {
                 .samples
                 .trend_fit(Series::Input, self.cfg.prediction.relax_window, 3)?;
         (fit.slope_per_sec > 0.0 && fit.r2 >= EXPLOSION_R2)
-            .then(|| fit.fitted_latest + fit.slope_per_sec * cfg.horizon.as_secs_f64())
+            .then_some(fit.fitted_latest + fit.slope_per_sec * cfg.horizon.as_secs_f64())
     }
 
     /// Checks a wanted switch against every guard; the first that refuses is named.
@@ -1048,11 +1082,11 @@ impl Engine {
             })
         };
         if !escalation {
-            if let Some(t) = s.lockout_until {
+            if let Some(t) = s.lockout_until.filter(|&t| t > now) {
                 return block(Guard::Lockout, Some(t));
             }
             if !overriding {
-                if let Some(t) = s.relax_frozen_until {
+                if let Some(t) = s.relax_frozen_until.filter(|&t| t > now) {
                     return block(Guard::Oscillation, Some(t));
                 }
                 // Going back to where the last switch came from, too soon, is a flap.
@@ -1118,6 +1152,7 @@ impl Engine {
             .history
             .push_back(SwitchRecord { at: now, from, to });
         self.state.decided = to;
+        self.state.apply_seq += 1;
         self.state.last_switch_at = Some(now);
         self.state.last_switch_emergency = cause.is_emergency();
         self.state.escalate_since = None;

@@ -49,6 +49,9 @@ pub enum Action {
     ApplyProfile {
         /// Index of the profile to apply.
         profile: usize,
+        /// The apply's number, echoed in its `ApplyReport`, so the engine tells the end of
+        /// this apply from that of an older one of the same profile.
+        seq: u64,
     },
 }
 

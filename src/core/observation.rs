@@ -98,6 +98,8 @@ pub enum ApplyOutcome {
 pub struct ApplyReport {
     /// Profile (index) the apply tried to put in force.
     pub profile: usize,
+    /// The `seq` of the `ApplyProfile` action it carried out.
+    pub seq: u64,
     /// What happened.
     pub outcome: ApplyOutcome,
 }

@@ -205,7 +205,14 @@ impl History {
         let fit = self.trend_fit(Series::Input, window, 1);
         let (slope, sd) = fit.map_or((0.0, 0.0), |f| (f.slope_per_sec, f.residual_sd));
         let trend = latest.1 + slope.max(0.0) * horizon.as_secs_f64();
-        let escalate = trend.max(latest.1) + k * sd;
+        let mut escalate = trend.max(latest.1) + k * sd;
+        if slope <= 0.0 {
+            // A fall scatters the samples around a falling line too: without this cap the
+            // margin would escalate on falling demand. Not rising, the forecast stays within
+            // what the window actually saw.
+            let seen = self.within(window).fold(latest.1, |w, p| w.max(p.1));
+            escalate = escalate.min(seen.max(latest.1));
+        }
         let worst = self.within(relax_window).fold(latest.1, |w, p| w.max(p.1));
         Forecast {
             escalate,

@@ -441,12 +441,26 @@ pub(crate) fn validate(parsed: Parsed, rep: &mut Reporter<'_>) -> Option<Validat
                 rep.at(field, m);
             }
         }
-        rep.duration(
+        if rep.duration(
             "signals.max_sample_age",
             s.max_sample_age,
             true,
             MAX_DURATION,
-        );
+        ) && tick_ok
+            && s.max_sample_age.0 < raw.tick.0 * 2
+        {
+            // Samples come a tick apart plus scrape lag; a limit of one tick reads ordinary
+            // jitter as stale data and as gaps that restart every streak.
+            rep.at(
+                "signals.max_sample_age",
+                format!(
+                    "{} is less than two ticks ({}): ordinary scrape lag would make samples stale; use at least {}",
+                    dur(s.max_sample_age.0),
+                    dur(raw.tick.0),
+                    dur(raw.tick.0 * 2)
+                ),
+            );
+        }
     }
 
     // PID.

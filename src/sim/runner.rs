@@ -67,8 +67,9 @@ pub struct TickView {
     pub in_force: usize,
     /// The controller's own previous decision.
     pub decided_before: usize,
-    /// An apply that ended at this tick: the profile, and whether it came into force.
-    pub apply_ended: Option<(usize, bool)>,
+    /// An apply that ended at this tick: the profile, its number, and whether it came
+    /// into force.
+    pub apply_ended: Option<(usize, u64, bool)>,
 }
 
 /// Anything that picks a profile each tick.
@@ -87,8 +88,8 @@ pub trait Controller {
     }
     /// The apply the last `decide` asks the plant for. By default a controller asks for
     /// its decision whenever it changes; a policy asks exactly for its engine's actions.
-    fn requested(&self, decided_before: usize, decided: usize) -> Option<usize> {
-        (decided != decided_before).then_some(decided)
+    fn requested(&self, decided_before: usize, decided: usize) -> Option<(usize, u64)> {
+        (decided != decided_before).then_some((decided, 0))
     }
 }
 
@@ -98,8 +99,8 @@ pub struct PolicyController {
     engine: Engine,
     // Highest score of the watched signals on the last healthy tick.
     anomaly: Option<f32>,
-    // The last step's `ApplyProfile` action, for the plant.
-    requested: Option<usize>,
+    // The last step's `ApplyProfile` action (profile, number), for the plant.
+    requested: Option<(usize, u64)>,
     // Where every step goes when the run is journaled.
     journal: Option<JournalWriter>,
 }
@@ -147,8 +148,9 @@ impl Controller for PolicyController {
             in_force: Some(v.in_force),
             applies: v
                 .apply_ended
-                .map(|(profile, ok)| ApplyReport {
+                .map(|(profile, seq, ok)| ApplyReport {
                     profile,
+                    seq,
                     outcome: if ok {
                         ApplyOutcome::Applied
                     } else {
@@ -165,9 +167,13 @@ impl Controller for PolicyController {
         if let Some(j) = &mut self.journal {
             j.record(self.engine.config().pipeline.as_str(), v.now, &obs, &step);
         }
-        self.requested = step.actions.iter().find_map(|a| match a {
-            Action::ApplyProfile { profile } => Some(*profile),
-        });
+        self.requested = step
+            .actions
+            .iter()
+            .map(|a| match a {
+                Action::ApplyProfile { profile, seq } => (*profile, *seq),
+            })
+            .next();
         let mut note = Note::None;
         self.anomaly = None;
         for ev in &step.events {
@@ -202,7 +208,7 @@ impl Controller for PolicyController {
         self.engine.in_force()
     }
 
-    fn requested(&self, _: usize, _: usize) -> Option<usize> {
+    fn requested(&self, _: usize, _: usize) -> Option<(usize, u64)> {
         self.requested
     }
 }
@@ -271,19 +277,19 @@ pub fn run(
     let last = plant.ladder.len() - 1;
     let delay = plant.delay_ticks.max(1) as usize;
     let mut noise = Noise::new(plant.noise, plant.seed);
-    // Applies in flight: (tick at which it ends, profile), in request order.
-    let mut pending: VecDeque<(usize, usize)> = VecDeque::new();
+    // Applies in flight: (tick at which it ends, profile, number), in request order.
+    let mut pending: VecDeque<(usize, usize, u64)> = VecDeque::new();
     let mut in_force = ctl.initial().min(last);
     let mut decided = in_force;
     for (i, &input) in spec.demand.iter().enumerate() {
         let mut apply_ended = None;
-        while let Some(&(_, p)) = pending.front().filter(|(due, _)| *due <= i) {
+        while let Some(&(_, p, seq)) = pending.front().filter(|(due, ..)| *due <= i) {
             pending.pop_front();
             let ok = !plant.fails(i);
             if ok {
                 in_force = p;
             }
-            apply_ended = Some((p, ok));
+            apply_ended = Some((p, seq, ok));
         }
         let now = tick_time(spec.start, spec.tick, i);
         let mut output = input * plant.ladder[in_force].retention;
@@ -301,8 +307,8 @@ pub fn run(
         };
         let (d, note) = ctl.decide(&view, &mut out.texts);
         let d = d.min(last);
-        if let Some(p) = ctl.requested(decided, d) {
-            pending.push_back((i + delay, p.min(last)));
+        if let Some((p, seq)) = ctl.requested(decided, d) {
+            pending.push_back((i + delay, p.min(last), seq));
         }
         decided = d;
         out.ticks.push(TickRecord {

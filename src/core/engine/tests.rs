@@ -70,7 +70,10 @@ fn a_command_acts_at_once_between_samples() {
     assert!(s.events.iter().any(
         |e| matches!(e, Event::Audit(a) if matches!(**a, Audit::OverrideSet { profile: 2, .. }))
     ));
-    assert_eq!(s.actions.as_slice(), &[Action::ApplyProfile { profile: 2 }]);
+    assert_eq!(
+        s.actions.as_slice(),
+        &[Action::ApplyProfile { profile: 2, seq: 1 }]
+    );
     // The pin's end is the next thing to wake up for if it comes before the next sample.
     assert_eq!(s.next_wakeup, at(15));
     let text = s.events[0].sentence(&c.profiles).unwrap();
@@ -91,6 +94,7 @@ fn a_failed_apply_puts_the_engine_back_on_what_is_in_force() {
     let mut o = obs(&c, 150_000.0, 0, at(30));
     o.applies.push(ApplyReport {
         profile: to,
+        seq: 1,
         outcome: ApplyOutcome::RolledBack {
             reason: "reload rejected".into(),
         },
