@@ -205,6 +205,7 @@ impl StepLine {
 /// journal finishes each segment the same way).
 pub struct JournalWriter {
     path: PathBuf,
+    /// Where the bytes go until `finish` (equal to `path` for a live segment).
     tmp: PathBuf,
     out: Option<GzEncoder<BufWriter<File>>>,
     /// The first write error; reported by `finish` (a step cannot fail).
@@ -232,6 +233,40 @@ impl JournalStats {
 }
 
 impl JournalWriter {
+    /// Starts a live journal segment at `path`, written in place and flushed by `flush`
+    /// (the daemon's: a crash leaves every flushed step readable, since `read` accepts a
+    /// truncated end). `finish` completes it.
+    pub fn create_live(path: &Path, written_by: &str) -> Result<Self, JournalError> {
+        let mut w = Self::create(path, written_by)?;
+        fs::rename(&w.tmp, path).map_err(|source| JournalError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        w.tmp = path.to_path_buf();
+        Ok(w)
+    }
+
+    /// Pushes everything recorded so far to the file (a gzip sync flush: readable up to
+    /// here even if the process dies next).
+    pub fn flush(&mut self) -> Result<u64, JournalError> {
+        let io_err = |source| JournalError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        if let Some(e) = self.error.take() {
+            return Err(io_err(e));
+        }
+        if let Some(o) = &mut self.out {
+            o.flush().map_err(io_err)?;
+        }
+        fs::metadata(&self.tmp).map(|m| m.len()).map_err(io_err)
+    }
+
+    /// Steps recorded so far.
+    pub fn steps(&self) -> u64 {
+        self.steps
+    }
+
     /// Starts a journal at `path` (written to a temporary file until `finish`).
     pub fn create(path: &Path, written_by: &str) -> Result<Self, JournalError> {
         let io_err = |source| JournalError::Io {
@@ -332,7 +367,9 @@ impl JournalWriter {
             .and_then(|w| w.into_inner().map_err(io::IntoInnerError::into_error))
             .map_err(io_err)?;
         file.sync_all().map_err(io_err)?;
-        fs::rename(&self.tmp, &self.path).map_err(io_err)?;
+        if self.tmp != self.path {
+            fs::rename(&self.tmp, &self.path).map_err(io_err)?;
+        }
         let bytes = fs::metadata(&self.path).map_err(io_err)?.len();
         Ok(JournalStats {
             steps: self.steps,
@@ -343,8 +380,9 @@ impl JournalWriter {
 
 impl Drop for JournalWriter {
     fn drop(&mut self) {
-        // Not finished: an interrupted run leaves nothing behind.
-        if self.out.is_some() {
+        // Not finished: an interrupted run leaves nothing behind (a live segment keeps
+        // what was flushed).
+        if self.out.is_some() && self.tmp != self.path {
             let _ = fs::remove_file(&self.tmp);
         }
     }
@@ -371,12 +409,18 @@ pub fn read(path: &Path) -> Result<Vec<Line>, JournalError> {
         match reader.read_line(&mut buf) {
             Ok(0) => break,
             Ok(_) => {}
+            // A live segment cut by a crash ends mid-stream: what was flushed stands.
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof && n > 1 => break,
             Err(e) => {
                 return Err(parse(format!(
                     "{}; is this a journal written by phoenix (gzip-compressed JSON lines)?",
                     crate::fsutil::io_text(&e)
                 )));
             }
+        }
+        if !buf.ends_with('\n') && n > 1 {
+            // The last line of a segment cut mid-write.
+            break;
         }
         let line: Line = serde_json::from_str(buf.trim_end())
             .map_err(|e| parse(format!("not a journal record: {e}")))?;

@@ -362,6 +362,11 @@ impl Engine {
         self.state.in_force
     }
 
+    /// Number of the latest apply asked for (the `seq` of its `ApplyProfile`).
+    pub fn apply_seq(&self) -> u64 {
+        self.state.apply_seq
+    }
+
     /// Since when the profile in force has been in force, if known.
     pub fn in_force_since(&self) -> Option<Timestamp> {
         self.state.in_force_since

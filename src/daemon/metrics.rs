@@ -89,7 +89,9 @@ pub fn install() -> Result<PrometheusHandle, String> {
     for m in METRICS {
         let unit = None;
         match m.kind {
-            Kind::Counter => metrics::describe_counter!(m.name, unit.unwrap_or(metrics::Unit::Count), m.help),
+            Kind::Counter => {
+                metrics::describe_counter!(m.name, unit.unwrap_or(metrics::Unit::Count), m.help)
+            }
             Kind::Gauge => metrics::describe_gauge!(m.name, m.help),
             Kind::Histogram => {
                 metrics::describe_histogram!(m.name, metrics::Unit::Seconds, m.help)

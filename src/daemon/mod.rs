@@ -5,3 +5,20 @@
 //!
 //! - `config`: the daemon config file (with `PHOENIX__SECTION__KEY` environment
 //!   overrides), validated at start with every problem at once.
+//! - `observe`: query results → per-pipeline samples (Ok, Empty, Stale, Error).
+//! - `controller`, `sampler`, `actuator`, `supervisor`: the actors.
+//! - `sink`, `status`, `metrics`: events → metrics, log lines, the board, the journal.
+//! - `http`: the HTTP API.
+//! - `run`: wiring and the signal handling of `phoenix run`.
+
+pub mod actuator;
+pub mod controller;
+pub mod http;
+pub mod metrics;
+pub mod observe;
+pub mod policy_watcher;
+pub mod run;
+pub mod sampler;
+pub mod sink;
+pub mod status;
+pub mod supervisor;

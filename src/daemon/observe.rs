@@ -140,20 +140,33 @@ mod tests {
     #[test]
     fn each_case_has_its_sample() {
         let now = Timestamp::from_secs(1000);
-        let r = SignalResult::Ok(vec![s("a", 5.0, 990), s("b", 7.0, 900), s("c", 1.0, 995), s("c", 2.0, 995)]);
-        assert_eq!(classify(&r, "a", now, AGE), Sample::ok(5.0, Timestamp::from_secs(990)));
+        let r = SignalResult::Ok(vec![
+            s("a", 5.0, 990),
+            s("b", 7.0, 900),
+            s("c", 1.0, 995),
+            s("c", 2.0, 995),
+        ]);
+        assert_eq!(
+            classify(&r, "a", now, AGE),
+            Sample::ok(5.0, Timestamp::from_secs(990))
+        );
         assert_eq!(
             classify(&r, "b", now, AGE),
             Sample::Stale {
                 age: Duration::from_secs(100)
             }
         );
-        assert!(matches!(classify(&r, "c", now, AGE), Sample::Error { message } if message.contains("several series")));
+        assert!(
+            matches!(classify(&r, "c", now, AGE), Sample::Error { message } if message.contains("several series"))
+        );
         // Missing is empty, never zero.
         assert_eq!(classify(&r, "zzz", now, AGE), Sample::Empty);
         let e = SignalResult::Error("timeout after 10s".into());
         assert!(matches!(classify(&e, "a", now, AGE), Sample::Error { .. }));
-        assert_eq!(classify(&SignalResult::Ok(vec![]), "a", now, AGE), Sample::Empty);
+        assert_eq!(
+            classify(&SignalResult::Ok(vec![]), "a", now, AGE),
+            Sample::Empty
+        );
     }
 
     #[test]
@@ -162,7 +175,12 @@ mod tests {
         assert_eq!(source_state([&ok, &ok]), "ok");
         assert_eq!(source_state([&ok, &Sample::Empty]), "empty");
         assert_eq!(
-            source_state([&Sample::Error { message: String::new() }, &Sample::Empty]),
+            source_state([
+                &Sample::Error {
+                    message: String::new()
+                },
+                &Sample::Empty
+            ]),
             "error"
         );
         assert_eq!(source_state(std::iter::empty()), "empty");

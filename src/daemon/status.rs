@@ -1,0 +1,163 @@
+//! What the HTTP API serves: a board the event sink updates and the handlers read, and the
+//! decision log. Plain data behind a lock; no decision is made here.
+
+use crate::core::Timestamp;
+use serde::Serialize;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, RwLock};
+
+/// Decision-log entries kept for the API (oldest dropped first).
+pub const DECISION_LOG_CAP: usize = 10_000;
+/// Per-pipeline samples kept for the status page's chart (an hour at 15 s).
+pub const HISTORY_CAP: usize = 240;
+
+/// One pipeline as the status API shows it.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct PipelineStatus {
+    /// Pipeline name.
+    pub pipeline: String,
+    /// Collector that carries it.
+    pub collector: String,
+    /// Profile decided (in force, or being applied).
+    pub decided: String,
+    /// Profile the actuator reports in force.
+    pub in_force: String,
+    /// Since when `in_force` has been in force, if known.
+    pub in_force_since: Option<Timestamp>,
+    /// The last switch: when and the sentence.
+    pub last_decision: Option<LogEntry>,
+    /// The latest step's explanation.
+    pub explanation: String,
+    /// Guards that would refuse a relaxation now, with their deadlines.
+    pub active_guards: Vec<GuardStatus>,
+    /// PID terms of the last healthy sample.
+    pub pid: PidStatus,
+    /// Pressure on the decided profile.
+    pub pressure: f64,
+    /// Last healthy input and output, and the budget.
+    pub input_series: Option<f64>,
+    /// See `input_series`.
+    pub output_series: Option<f64>,
+    /// The pipeline's budget.
+    pub budget_series: f64,
+    /// The manual pin, if any: profile and until when.
+    pub pinned: Option<(String, Timestamp)>,
+    /// Recent (time, input, output) samples, for the chart.
+    pub history: VecDeque<(Timestamp, f64, f64)>,
+    /// True if the pipeline is missing from the latest query results.
+    pub vanished: bool,
+}
+
+/// A guard's deadline.
+#[derive(Clone, Debug, Serialize)]
+pub struct GuardStatus {
+    /// Guard label.
+    pub guard: &'static str,
+    /// Until when it refuses.
+    pub until: Timestamp,
+}
+
+/// PID terms.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct PidStatus {
+    /// Proportional term.
+    pub p: f64,
+    /// Integral term.
+    pub i: f64,
+    /// Derivative term.
+    pub d: f64,
+    /// Correction.
+    pub output: f64,
+}
+
+/// One line of the decision log.
+#[derive(Clone, Debug, Serialize)]
+pub struct LogEntry {
+    /// When.
+    pub at: Timestamp,
+    /// Pipeline.
+    pub pipeline: String,
+    /// `switched`, `blocked`, `held`, `audit` or `applied`.
+    pub kind: &'static str,
+    /// The sentence.
+    pub sentence: String,
+}
+
+/// Everything the API shows.
+#[derive(Debug, Default, Serialize)]
+pub struct Board {
+    /// Per pipeline.
+    pub pipelines: BTreeMap<String, PipelineStatus>,
+    /// Latest state of each query (`ok`, `empty`, `stale`, `error`).
+    pub sources: BTreeMap<String, String>,
+    /// True in safe hold.
+    pub safe_hold: bool,
+    /// Why, in safe hold.
+    pub safe_hold_reason: Option<String>,
+    /// The policy in force: name and SHA-256.
+    pub policy: (String, String),
+    /// True once the first sample is in.
+    pub sampled: bool,
+    /// Collectors whose actuator knows what is in force.
+    pub actuators_ready: BTreeMap<String, bool>,
+    /// Recent decisions, blocks, holds, commands and applies, oldest first.
+    #[serde(skip)]
+    pub log: VecDeque<LogEntry>,
+}
+
+impl Board {
+    /// Ready: the first sample is in and every actuator knows what is in force.
+    pub fn ready(&self) -> bool {
+        self.sampled && self.actuators_ready.values().all(|&r| r)
+    }
+
+    /// Appends to the decision log, dropping the oldest past the cap.
+    pub fn log(&mut self, e: LogEntry) {
+        if self.log.len() >= DECISION_LOG_CAP {
+            self.log.pop_front();
+        }
+        self.log.push_back(e);
+    }
+
+    /// The newest `limit` log entries (of `pipeline`, if given), newest first.
+    pub fn decisions(&self, pipeline: Option<&str>, limit: usize) -> Vec<LogEntry> {
+        self.log
+            .iter()
+            .rev()
+            .filter(|e| pipeline.is_none_or(|p| e.pipeline == p))
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+}
+
+/// The board, shared between the sink (writer) and the HTTP handlers (readers).
+pub type SharedBoard = Arc<RwLock<Board>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_log_is_bounded_and_filtered() {
+        let mut b = Board::default();
+        for i in 0..DECISION_LOG_CAP + 5 {
+            b.log(LogEntry {
+                at: Timestamp(i as i64),
+                pipeline: if i % 2 == 0 { "a" } else { "b" }.to_string(),
+                kind: "switched",
+                sentence: format!("{i}"),
+            });
+        }
+        assert_eq!(b.log.len(), DECISION_LOG_CAP);
+        let last = b.decisions(Some("a"), 2);
+        assert_eq!(last.len(), 2);
+        assert!(last.iter().all(|e| e.pipeline == "a"));
+        assert!(last[0].at > last[1].at);
+        b.actuators_ready.insert("c".into(), false);
+        b.sampled = true;
+        assert!(!b.ready());
+        b.actuators_ready.insert("c".into(), true);
+        assert!(b.ready());
+    }
+}
