@@ -264,8 +264,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.yaml");
         assert_eq!(ControlFile::read(&path).unwrap(), None);
-        let mut c = ControlFile::default();
-        c.generation = 3;
+        let mut c = ControlFile {
+            generation: 3,
+            ..Default::default()
+        };
         c.pipelines.insert("checkout".into(), "balanced".into());
         write_control(&path, &c).unwrap();
         verify(&path, &c).unwrap();

@@ -112,13 +112,13 @@ async fn decisions(State(s): State<AppState>, Query(q): Query<DecisionsQuery>) -
 }
 
 /// Checks the bearer token; the error response when it is wrong or missing.
-fn authorize(s: &AppState, headers: &HeaderMap) -> Result<(), Response> {
+fn authorize(s: &AppState, headers: &HeaderMap) -> Result<(), Box<Response>> {
     let Some(token) = &s.token else {
-        return Err(error(
+        return Err(Box::new(error(
             StatusCode::FORBIDDEN,
             "the override API is disabled: set http.admin_token or http.admin_token_file",
             None,
-        ));
+        )));
     };
     let given = headers
         .get(header::AUTHORIZATION)
@@ -126,12 +126,16 @@ fn authorize(s: &AppState, headers: &HeaderMap) -> Result<(), Response> {
         .and_then(|v| v.strip_prefix("Bearer "));
     match given {
         Some(g) if bool::from(g.as_bytes().ct_eq(token.as_bytes())) => Ok(()),
-        Some(_) => Err(error(StatusCode::UNAUTHORIZED, "wrong token", None)),
-        None => Err(error(
+        Some(_) => Err(Box::new(error(
+            StatusCode::UNAUTHORIZED,
+            "wrong token",
+            None,
+        ))),
+        None => Err(Box::new(error(
             StatusCode::UNAUTHORIZED,
             "missing `Authorization: Bearer <token>`",
             None,
-        )),
+        ))),
     }
 }
 
@@ -185,7 +189,7 @@ async fn command(s: &AppState, pipeline: String, cmd: CommandRequest) -> Respons
 
 async fn set_override(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     if let Err(r) = authorize(&s, &headers) {
-        return r;
+        return *r;
     }
     let b: OverrideBody = match serde_json::from_slice(&body) {
         Ok(b) => b,
@@ -229,7 +233,7 @@ async fn clear_override(
     Path(pipeline): Path<String>,
 ) -> Response {
     if let Err(r) = authorize(&s, &headers) {
-        return r;
+        return *r;
     }
     command(
         &s,

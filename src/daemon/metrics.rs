@@ -87,11 +87,8 @@ pub fn install() -> Result<PrometheusHandle, String> {
         .install_recorder()
         .map_err(|e| format!("cannot install the metrics recorder: {e}"))?;
     for m in METRICS {
-        let unit = None;
         match m.kind {
-            Kind::Counter => {
-                metrics::describe_counter!(m.name, unit.unwrap_or(metrics::Unit::Count), m.help)
-            }
+            Kind::Counter => metrics::describe_counter!(m.name, metrics::Unit::Count, m.help),
             Kind::Gauge => metrics::describe_gauge!(m.name, m.help),
             Kind::Histogram => {
                 metrics::describe_histogram!(m.name, metrics::Unit::Seconds, m.help)

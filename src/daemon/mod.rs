@@ -13,6 +13,7 @@
 
 pub mod actuator;
 pub mod controller;
+pub mod detector;
 pub mod http;
 pub mod metrics;
 pub mod observe;

@@ -75,6 +75,8 @@ pub struct RunPlan {
     pub collectors: Vec<CollectorPlan>,
     /// Restart policy.
     pub restart: RestartPolicy,
+    /// The detector's watch signals and settings.
+    pub detector: super::detector::DetectorArgs,
 }
 
 /// Why `phoenix run` could not start or stop cleanly.
@@ -200,6 +202,7 @@ pub async fn run(plan: RunPlan) -> Result<(), RunError> {
             min_reload_interval: c.min_reload_interval,
         })));
     }
+    children.push(Child::Detector(Box::new(plan.detector.clone())));
     children.push(Child::PolicyWatcher(Box::new(
         super::policy_watcher::PolicyWatcherArgs {
             path: plan.policy_path.clone(),
@@ -239,7 +242,7 @@ pub async fn run(plan: RunPlan) -> Result<(), RunError> {
             return;
         };
         while s.recv().await.is_some() {
-            if let Some(w) = ractor::registry::where_is(supervisor::POLICY_WATCHER.to_string()) {
+            if let Some(w) = ractor::registry::where_is(supervisor::POLICY_WATCHER) {
                 let _ = w.send_message(super::policy_watcher::PolicyWatcherMsg::Reload);
             }
         }
@@ -248,7 +251,7 @@ pub async fn run(plan: RunPlan) -> Result<(), RunError> {
     hup.abort();
     tracing::info!("Stopping: finishing in-flight work.");
     // Stop sampling first, then let the controller persist and close the journal.
-    if let Some(s) = ractor::registry::where_is(supervisor::SAMPLER.to_string()) {
+    if let Some(s) = ractor::registry::where_is(supervisor::SAMPLER) {
         s.stop(Some("shutdown".to_string()));
     }
     // An apply in flight gets its coalescing window to complete.

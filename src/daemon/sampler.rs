@@ -36,6 +36,8 @@ pub enum Source {
         output: String,
         /// Label naming the pipeline.
         group_by: String,
+        /// Extra signals for the detector, one query each.
+        watch: Vec<super::detector::Watch>,
     },
     /// A recorded demand trace, replayed on a virtual clock `speed` times faster than
     /// its timestamps; the output follows the profile the collector's control file names
@@ -182,6 +184,7 @@ impl Actor for SamplerActor {
                         input,
                         output,
                         group_by,
+                        watch,
                     } => {
                         let now = wall_now();
                         if st.skip_next {
@@ -221,6 +224,23 @@ impl Actor for SamplerActor {
                                 output: o,
                                 started,
                             });
+                            // Watch signals after the control ones: a slow watch query never
+                            // delays a decision.
+                            if ok {
+                                for w in &watch {
+                                    let result =
+                                        run_query(&client, &w.query, &group_by, &url).await;
+                                    if let Some(d) =
+                                        ractor::registry::where_is(super::supervisor::DETECTOR)
+                                    {
+                                        let _ =
+                                            d.send_message(super::detector::DetectorMsg::Result {
+                                                signal: w.name.clone(),
+                                                result,
+                                            });
+                                    }
+                                }
+                            }
                             let _ = myself.send_message(SamplerMsg::Done(ok));
                         });
                     }

@@ -11,6 +11,7 @@
 
 use super::actuator::{ActuatorActor, ActuatorArgs, ActuatorMsg};
 use super::controller::{ControllerActor, ControllerArgs, ControllerMsg};
+use super::detector::{DetectorActor, DetectorArgs};
 use super::metrics as m;
 use super::policy_watcher::{PolicyWatcherActor, PolicyWatcherArgs};
 use super::sampler::{SamplerActor, SamplerArgs, SamplerMsg};
@@ -23,6 +24,8 @@ use std::time::{Duration, Instant};
 pub const CONTROLLER: &str = "phoenix-controller";
 /// Registered name of the sampler.
 pub const SAMPLER: &str = "phoenix-sampler";
+/// Registered name of the detector.
+pub const DETECTOR: &str = "phoenix-detector";
 /// Registered name of the policy watcher.
 pub const POLICY_WATCHER: &str = "phoenix-policy-watcher";
 
@@ -33,7 +36,7 @@ pub fn actuator_name(collector: &str) -> String {
 
 /// The controller, wherever it is now.
 pub fn controller() -> Option<ActorRef<ControllerMsg>> {
-    ractor::registry::where_is(CONTROLLER.to_string()).map(ActorRef::from)
+    ractor::registry::where_is(CONTROLLER).map(ActorRef::from)
 }
 
 /// A collector's actuator, wherever it is now.
@@ -63,6 +66,8 @@ pub enum Child {
     Actuator(Box<ActuatorArgs>),
     /// The policy watcher.
     PolicyWatcher(Box<PolicyWatcherArgs>),
+    /// The detector of watch signals.
+    Detector(Box<DetectorArgs>),
 }
 
 impl Child {
@@ -72,6 +77,7 @@ impl Child {
             Child::Sampler(_) => SAMPLER.to_string(),
             Child::Actuator(a) => actuator_name(&a.collector),
             Child::PolicyWatcher(_) => POLICY_WATCHER.to_string(),
+            Child::Detector(_) => DETECTOR.to_string(),
         }
     }
 
@@ -82,6 +88,7 @@ impl Child {
             Child::Sampler(_) => "sampler".to_string(),
             Child::Actuator(a) => format!("actuator:{}", a.collector),
             Child::PolicyWatcher(_) => "policy_watcher".to_string(),
+            Child::Detector(_) => "detector".to_string(),
         }
     }
 }
@@ -125,6 +132,9 @@ async fn spawn(child: &Child, root: ActorCell) -> Result<(), ActorProcessingErr>
         }
         Child::Actuator(a) => {
             ActuatorActor::spawn_linked(name, ActuatorActor, (**a).clone(), root).await?;
+        }
+        Child::Detector(a) => {
+            DetectorActor::spawn_linked(name, DetectorActor, (**a).clone(), root).await?;
         }
         Child::PolicyWatcher(a) => {
             PolicyWatcherActor::spawn_linked(name, PolicyWatcherActor, (**a).clone(), root).await?;
@@ -221,7 +231,7 @@ impl Actor for RootActor {
             if let Some(c) = controller() {
                 let _ = c.send_message(ControllerMsg::SafeHold(reason.clone()));
             }
-            if let Some(s) = ractor::registry::where_is(SAMPLER.to_string()) {
+            if let Some(s) = ractor::registry::where_is(SAMPLER) {
                 // Nothing to sample for while holding.
                 let _ = s.send_message(SamplerMsg::Done(true));
             }
