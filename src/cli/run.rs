@@ -1,0 +1,275 @@
+//! `phoenix run --config FILE`: loads and validates the daemon config (file, then
+//! `PHOENIX__SECTION__KEY` environment overrides, then these flags) and the policy it
+//! names, resolves them into a `RunPlan`, sets up logging, and runs the daemon.
+//! `--check` validates everything and exits.
+
+use crate::daemon::config::{
+    Backend, CliOverrides, ConfigError, DaemonConfig, LogFormat, PipelineSelector, ReplayInput,
+    Source as ConfigSource,
+};
+use crate::daemon::detector::{DetectorArgs, Watch};
+use crate::daemon::run::{CollectorPlan, RunError, RunPlan};
+use crate::daemon::sampler::Source;
+use crate::daemon::supervisor::RestartPolicy;
+use crate::policy::{PolicyError, ValidatedPolicy};
+use clap::Args;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The arguments of `phoenix run`; the field docs are the flags' help text.
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Daemon config file (see configs/phoenix.yaml and docs/operations.md).
+    #[arg(long)]
+    config: PathBuf,
+    /// Validate the config and the policy it names, then exit.
+    #[arg(long)]
+    check: bool,
+    /// HTTP listen address (overrides http.listen).
+    #[arg(long)]
+    listen: Option<String>,
+    /// Journal directory (overrides journal.path).
+    #[arg(long)]
+    journal: Option<PathBuf>,
+    /// State directory (overrides state_dir).
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    /// Log format, text or json (overrides log.format).
+    #[arg(long)]
+    log_format: Option<String>,
+}
+
+/// Why `phoenix run` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RunCliError {
+    /// The config is wrong.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The policy is wrong.
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    /// The replay trace is wrong.
+    #[error(transparent)]
+    Trace(#[from] crate::sim::trace::TraceError),
+    /// The daemon could not start.
+    #[error(transparent)]
+    Run(#[from] RunError),
+    /// Something the config cannot express yet.
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+/// Runs the daemon (or checks its config).
+pub fn run(args: RunArgs) -> Result<ExitCode, RunCliError> {
+    let overrides = CliOverrides {
+        listen: args.listen.clone(),
+        journal: args.journal.clone(),
+        state_dir: args.state_dir.clone(),
+        log_format: args.log_format.clone(),
+    };
+    if args.check {
+        let cfg = DaemonConfig::check(&args.config, &overrides)?;
+        println!(
+            "{}: ok (policy {}, {} collector(s))",
+            args.config.display(),
+            cfg.policy_path().display(),
+            cfg.collectors().len()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let cfg = DaemonConfig::load(&args.config, &overrides)?;
+    let policy = ValidatedPolicy::from_file(cfg.policy_path())?;
+    cfg.check_policy(&policy)?;
+    init_logging(&cfg);
+    let plan = plan(&cfg, policy)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| RunCliError::Unsupported(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(crate::daemon::run::run(plan))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn init_logging(cfg: &DaemonConfig) {
+    let filter = tracing_subscriber::EnvFilter::try_new(cfg.log().level())
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cfg.log().format() {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.with_ansi(false).init(),
+    }
+}
+
+/// Resolves the config and the policy into what the daemon runs.
+fn plan(cfg: &DaemonConfig, policy: ValidatedPolicy) -> Result<RunPlan, RunCliError> {
+    let interval = cfg.effective_sampling_interval(&policy);
+    let watch: Vec<Watch> = cfg
+        .watch()
+        .iter()
+        .map(|w| Watch {
+            name: w.name().to_string(),
+            query: w.query().to_string(),
+            request_emergency: w.request_emergency(),
+        })
+        .collect();
+    let profiles: Vec<(String, f64)> = policy
+        .profiles()
+        .iter()
+        .map(|p| (p.name.clone(), p.retention))
+        .collect();
+    let collectors: Vec<CollectorPlan> = cfg
+        .collectors()
+        .iter()
+        .map(|c| {
+            let file = match c.backend() {
+                Backend::File { path } => path.clone(),
+            };
+            CollectorPlan {
+                name: c.name().to_string(),
+                pipelines: match c.pipelines() {
+                    PipelineSelector::All => vec!["*".to_string()],
+                    PipelineSelector::Only(p) => p.clone(),
+                },
+                file,
+                coalesce: c.coalesce(),
+                min_reload_interval: c.min_reload_interval(),
+            }
+        })
+        .collect();
+    let (source, wall_interval, engine_tick, speed, include) = match cfg.source() {
+        ConfigSource::Prometheus => {
+            let p = cfg.prometheus().ok_or_else(|| {
+                RunCliError::Unsupported("source: prometheus needs prometheus.url".to_string())
+            })?;
+            let mut headers = reqwest::header::HeaderMap::new();
+            for (k, v) in p.headers() {
+                if let (Ok(k), Ok(v)) = (
+                    reqwest::header::HeaderName::from_bytes(k.as_bytes()),
+                    reqwest::header::HeaderValue::from_str(v),
+                ) {
+                    headers.insert(k, v);
+                }
+            }
+            let http = reqwest::Client::builder()
+                .timeout(p.timeout())
+                .default_headers(headers)
+                .build()
+                .map_err(|e| RunCliError::Unsupported(format!("cannot build the HTTP client: {e}")))?;
+            let url = p.url().to_string();
+            let client = prometheus_http_query::Client::from(http, url.trim_end_matches('/'))
+                .map_err(|e| RunCliError::Unsupported(format!("prometheus.url {url}: {e}")))?;
+            let s = policy.signals();
+            (
+                Source::Prometheus {
+                    client,
+                    url,
+                    input: s.input.clone(),
+                    output: s.output.clone(),
+                    group_by: s.group_by.clone(),
+                    watch: watch.clone(),
+                },
+                interval,
+                interval,
+                1.0,
+                cfg.pipelines().include().to_vec(),
+            )
+        }
+        ConfigSource::Replay(r) => {
+            let path = match r.input() {
+                ReplayInput::Trace(p) => p.clone(),
+                ReplayInput::Journal(p) => {
+                    return Err(RunCliError::Unsupported(format!(
+                        "replay.journal {}: replaying a journal through the daemon is not built yet; use `phoenix replay {}`",
+                        p.display(),
+                        p.display()
+                    )));
+                }
+            };
+            let mut trace = crate::sim::trace::read_trace(&path)?;
+            let pipeline = r.pipeline().to_string();
+            let budget = cfg
+                .budget_for(&pipeline, &policy)
+                .unwrap_or(100_000.0);
+            if let Some(sc) = r.budget_scale() {
+                trace.rescale(sc.min * budget, sc.max * budget);
+            }
+            let rows: Vec<_> = trace
+                .timestamps
+                .iter()
+                .copied()
+                .zip(trace.demand().iter().copied())
+                .filter(|(_, v)| v.is_finite())
+                .collect();
+            let step = rows
+                .windows(2)
+                .map(|w| w[1].0.saturating_since(w[0].0))
+                .filter(|d| !d.is_zero())
+                .min()
+                .unwrap_or(interval);
+            let wall = Duration::from_secs_f64((step.as_secs_f64() / r.speed()).max(0.01));
+            let control_file = collectors
+                .iter()
+                .find(|c| c.pipelines.iter().any(|p| p == &pipeline || p == "*"))
+                .or(collectors.first())
+                .map(|c| c.file.clone())
+                .unwrap_or_default();
+            (
+                Source::Replay {
+                    rows: Arc::new(rows),
+                    speed: r.speed(),
+                    pipeline: pipeline.clone(),
+                    control_file,
+                    retention: profiles.clone(),
+                },
+                wall,
+                step,
+                r.speed(),
+                vec![pipeline],
+            )
+        }
+    };
+    let pipelines = cfg.pipelines();
+    let default_budget = pipelines
+        .default_budget()
+        .or(policy.budget_series())
+        .unwrap_or(100_000.0);
+    let j = cfg.journal();
+    let anomaly = policy.anomaly();
+    Ok(RunPlan {
+        policy_path: cfg.policy_path().to_path_buf(),
+        source,
+        interval: wall_interval,
+        engine_tick,
+        speed,
+        discover: pipelines.discover(),
+        include,
+        budgets: pipelines.budgets().clone(),
+        default_budget,
+        keep_vanished: pipelines.keep_vanished(),
+        max_pipelines: pipelines.max_pipelines(),
+        state_dir: cfg.state_dir().to_path_buf(),
+        journal: j
+            .enabled()
+            .then(|| (j.path().to_path_buf(), j.rotate_bytes(), j.retention())),
+        listen: cfg.http().listen(),
+        token: cfg.http().admin_token().map(str::to_string),
+        max_body_bytes: cfg.http().max_body_bytes(),
+        collectors,
+        restart: RestartPolicy {
+            max_restarts: cfg.supervision().max_restarts(),
+            window: cfg.supervision().window(),
+            backoff: cfg.supervision().backoff(),
+        },
+        detector: DetectorArgs {
+            watch,
+            kind: anomaly.map_or(crate::core::anomaly::DetectorKind::Ensemble, |a| a.detector),
+            threshold: anomaly.map_or(crate::core::anomaly::DEFAULT_THRESHOLD, |a| a.threshold),
+        },
+        policy,
+    })
+}
