@@ -80,11 +80,9 @@ impl WholeRun {
     }
 }
 
-fn whole_run(path: &Path, policy: &ValidatedPolicy) -> Result<WholeRun, String> {
-    let t0 = Instant::now();
-    let trace = read_trace(path).map_err(|e| e.to_string())?;
-    let t1 = Instant::now();
-    let sim = Simulation {
+/// The benchmark's simulation of `trace` under `policy`: no baselines, 1% plant noise.
+fn simulation(trace: &phoenix::sim::trace::Trace, policy: &ValidatedPolicy) -> Simulation {
+    Simulation {
         demand: trace.demand().to_vec(),
         start: trace.timestamps.first().copied().unwrap_or_default(),
         tick: TICK,
@@ -98,7 +96,14 @@ fn whole_run(path: &Path, policy: &ValidatedPolicy) -> Result<WholeRun, String> 
         },
         policies: vec![policy.clone()],
         baselines: Vec::new(),
-    };
+    }
+}
+
+fn whole_run(path: &Path, policy: &ValidatedPolicy) -> Result<WholeRun, String> {
+    let t0 = Instant::now();
+    let trace = read_trace(path).map_err(|e| e.to_string())?;
+    let t1 = Instant::now();
+    let sim = simulation(&trace, policy);
     let t2 = Instant::now();
     let runs = sim.run(&mut |_| {});
     let t3 = Instant::now();
@@ -136,6 +141,8 @@ struct StepStats {
     p90_ns: f64,
     calls: usize,
     switches: usize,
+    /// JSON bytes of the engine's persisted state after the run (detectors warm).
+    state_bytes: usize,
 }
 
 fn step_bench() -> StepStats {
@@ -185,6 +192,7 @@ fn step_bench() -> StepStats {
         p90_ns: at(0.9),
         calls: STEP_BATCH * STEP_BATCHES,
         switches,
+        state_bytes: serde_json::to_vec(&engine.state()).map_or(0, |v| v.len()),
     }
 }
 
@@ -277,6 +285,17 @@ fn run() -> Result<(), String> {
     let a = median_run(&two_m, &policy, reps)?;
     let y = median_run(&year, &policy, reps)?;
     let s = step_bench();
+    // Journal size: the 2M-tick run once more, every step journaled.
+    let journal = {
+        let trace = read_trace(&two_m).map_err(|e| e.to_string())?;
+        let sim = simulation(&trace, &policy);
+        let path = dir.0.join("journal.jsonl.gz");
+        let t = Instant::now();
+        let (_, stats) = sim
+            .run_journaled(&path, &mut |_| {})
+            .map_err(|e| e.to_string())?;
+        (stats, t.elapsed())
+    };
 
     println!(
         "phoenix-bench: policy {:?}, no baselines, plant noise 1%, delay 1 tick; median of {reps} run(s)",
@@ -338,6 +357,17 @@ fn run() -> Result<(), String> {
     println!(
         "(Engine::step: {} switches during the timed calls)",
         s.switches
+    );
+    println!(
+        "state: {} bytes of JSON per pipeline (default policy, detectors warm)",
+        s.state_bytes
+    );
+    println!(
+        "journal: {} steps in {:.1} MB, {:.1} bytes per pipeline-step ({} incl. writing)",
+        journal.0.steps,
+        journal.0.bytes as f64 / 1e6,
+        journal.0.bytes_per_step(),
+        ms(journal.1)
     );
     println!();
 
