@@ -202,7 +202,25 @@ impl History {
                 relax: 0.0,
             };
         };
-        let fit = self.trend_fit(Series::Input, window, 1);
+        // One walk back over the longer window: the line and the window's highest
+        // demand from the samples inside `window`, the worst demand from `relax_window`.
+        // This runs every step of every pipeline, and in the simulator millions of times
+        // a second.
+        let (w_ms, r_ms) = (window.as_millis() as i64, relax_window.as_millis() as i64);
+        let (mut seen, mut worst) = (latest.1, latest.1);
+        let fit = fit_line(
+            self.within(window.max(relax_window)).filter_map(|p| {
+                let age = latest.0.0 - p.0.0;
+                if age < r_ms {
+                    worst = worst.max(p.1);
+                }
+                (age < w_ms).then(|| {
+                    seen = seen.max(p.1);
+                    (-(age as f64) * 1e-3, p.1)
+                })
+            }),
+            1,
+        );
         let (slope, sd) = fit.map_or((0.0, 0.0), |f| (f.slope_per_sec, f.residual_sd));
         let trend = latest.1 + slope.max(0.0) * horizon.as_secs_f64();
         let mut escalate = trend.max(latest.1) + k * sd;
@@ -210,10 +228,8 @@ impl History {
             // A fall scatters the samples around a falling line too: without this cap the
             // margin would escalate on falling demand. Not rising, the forecast stays within
             // what the window actually saw.
-            let seen = self.within(window).fold(latest.1, |w, p| w.max(p.1));
-            escalate = escalate.min(seen.max(latest.1));
+            escalate = escalate.min(seen);
         }
-        let worst = self.within(relax_window).fold(latest.1, |w, p| w.max(p.1));
         Forecast {
             escalate,
             relax: worst.max(escalate),
