@@ -57,9 +57,17 @@ fn value() -> impl Strategy<Value = f64> {
     ]
 }
 
-/// Increasing timestamps with steps from one second to two hours.
+/// Timestamps with steps from one second to two hours, and now and then a repeated
+/// instant, a step back (a caller may be called twice at once, or see a late sample) or a
+/// gap of days.
 fn series(max: usize) -> impl Strategy<Value = Vec<(Timestamp, f64)>> {
-    prop::collection::vec((1_000i64..7_200_000, value()), 1..max).prop_map(|steps| {
+    let step = prop_oneof![
+        8 => 1_000i64..7_200_000,
+        1 => Just(0i64),
+        1 => -600_000i64..0,
+        1 => 86_400_000i64..5 * 86_400_000,
+    ];
+    prop::collection::vec((step, value()), 1..max).prop_map(|steps| {
         let mut t = 1_400_000_000_000i64;
         steps
             .into_iter()
