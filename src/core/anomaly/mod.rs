@@ -1,9 +1,18 @@
 //! Streaming, causal anomaly detectors: each value is scored once, in order, with no
 //! look-ahead, in O(1) or O(log w), with serialisable state like the rest of the core.
 //!
-//! Every detector maps a value (and its timestamp, for seasonality) to a score in [0, 1];
-//! scores stay 0 during warm-up and come as short bursts, not plateaus, because NAB (and an
-//! on-call SRE) charges every flagged point outside an incident. `Ensemble`, the default,
+//! Every detector maps a value and its timestamp to a score in [0, 1]; scores stay 0
+//! during warm-up and come as short bursts, not plateaus, because NAB (and an on-call
+//! SRE) charges every flagged point outside an incident.
+//!
+//! Every memory is a duration measured on the sample timestamps passed to `update`, never
+//! a count of points: exponential memories weigh a new point `1 - exp(-dt/tau)` (dt
+//! clamped to four of the series' usual steps and to an hour, so a gap of days does not
+//! wipe a memory; `stats::decay_weight`, `stats::Clock`),
+//! windows are time windows with a bounded number of slots, and the cooldown and warm-ups
+//! are durations (with a minimum count of points only where a statistic needs it, such
+//! as two for a variance). The same signal sampled every 15 s, every 5 min or every hour,
+//! or irregularly with gaps, therefore warms up, fires and cools down at the same times. `Ensemble`, the default,
 //! combines predictors (an EWMA level at cold start, then the daily or weekly seasonal
 //! profile, whichever predicts better) and keeps a linear trend for `forecast(h)`. A
 //! detector only *requests* an emergency; the engine's guards decide.
@@ -27,10 +36,11 @@ mod tests;
 use super::time::Timestamp;
 use serde::{Deserialize, Serialize};
 
-pub use basic::{Ewma, LinearTrend, Mad, Trend, ZScore};
+pub use basic::{Ewma, Level, LinearTrend, Mad, Trend, ZScore};
 pub use ensemble::{AuxParams, Ensemble, EnsembleParams};
 pub use score::{Cooldown, Scorer, ScorerParams};
 pub use seasonal::{Seasonal, SeasonalModel, SeasonalParams};
+pub use stats::TimeLine;
 
 /// Which detector to run (policy files and the CLI name them in snake_case).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -120,10 +130,10 @@ impl Detector {
     /// beyond ±`basic::MAX_INPUT` (1e100) are clamped to it.
     pub fn update(&mut self, at: Timestamp, value: f64) -> f64 {
         let s = match &mut self.inner {
-            Inner::Zscore(d) => d.update(value),
-            Inner::Mad(d) => d.update(value),
-            Inner::Ewma(d) => d.update(value),
-            Inner::Trend(d) => d.update(value),
+            Inner::Zscore(d) => d.update(at, value),
+            Inner::Mad(d) => d.update(at, value),
+            Inner::Ewma(d) => d.update(at, value),
+            Inner::Trend(d) => d.update(at, value),
             Inner::Seasonal(d) => d.update(at, value),
             Inner::Ensemble(d) => d.update(at, value),
         };
@@ -134,8 +144,9 @@ impl Detector {
         }
     }
 
-    /// The value expected `h` ticks after the newest one, from the linear trend, for the
-    /// detectors that keep one (`trend` and `ensemble`); `None` otherwise or too early.
+    /// The value expected `h` steps after the newest point, a step being the newest
+    /// interval between points, from the linear trend in time, for the detectors that
+    /// keep one (`trend` and `ensemble`); `None` otherwise or too early.
     pub fn forecast(&self, h: u32) -> Option<f64> {
         match &self.inner {
             Inner::Trend(d) => d.forecast(h),

@@ -10,11 +10,23 @@
 //! and uses the weekly one once it has a day of track record and predicts better, so a
 //! series with a weekday/weekend rhythm is judged against last week, and one with no
 //! rhythm degrades to a smoothed level with time-of-day noise.
+//!
+//! Every memory is a time constant on the timestamps (`decay_weight`). A bucket's memory
+//! is counted in the time spent *inside* the bucket: a daily offset that should forget
+//! old days with a time constant of 36 h sees only an hour of each day, so it forgets with
+//! a constant of 36 h / 24 = 1.5 h of bucket time. Every point then weighs its own step:
+//! twelve 5-minute points in a bucket move it as much as one hourly point does, and an
+//! hourly series learns its profile in as many days as a 5-minute one.
+//!
+//! Buckets are hours (24 a day, 168 a week): hourly data fills each one every period,
+//! and the state is small. The offsets and per-bucket errors are kept as `f32` (`F32s`,
+//! serialised as Z85 text), with NaN for "not seen yet", instead of a per-bucket counter:
+//! the time weights need no count, and a bucket's first value or error sets it.
 
 use super::Timestamp;
 use super::basic::{admit, scale_floor};
-use super::score::{Scorer, ScorerParams};
-use super::stats::Ewm;
+use super::score::{Scorer, ScorerParams, secs_to_ms, tau_ms};
+use super::stats::{Clock, DecayingMean, F32s, decay_weight, invisible_cache};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -23,42 +35,130 @@ pub const DAY_SECS: i64 = 86_400;
 /// Seconds in a week.
 pub const WEEK_SECS: i64 = 7 * DAY_SECS;
 
-/// One seasonal profile: level + per-bucket offsets over a fixed period.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct SeasonalProfile {
-    /// Length of the season.
+/// `x` as `f32`, saturating at the largest finite `f32` (only absurd inputs reach it).
+fn f32_sat(x: f64) -> f32 {
+    (x as f32).clamp(-f32::MAX, f32::MAX)
+}
+
+/// What one profile derives from `SeasonalParams` (not serialised: rebuilt from them).
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct ProfileCfg {
+    /// Length of the season (s).
     period_secs: i64,
     /// Number of buckets the period is cut into.
     buckets: usize,
-    /// Weight of the newest point in the level.
-    alpha: f64,
-    /// Weight of the newest point in its bucket's offset.
-    gamma: f64,
-    /// Deseasonalised level.
-    level: Ewm,
-    /// Offset of each bucket from the level; `None` until the bucket has been seen.
-    season: Vec<Option<f64>>,
-    /// First timestamp, to know when a full period has passed.
-    start: Option<Timestamp>,
-    /// Mean squared one-step prediction error (EWMA).
-    mse: f64,
-    /// Errors folded into `mse`.
-    mse_n: u64,
-    /// Per-bucket mean squared error (0 until the bucket has an error), so a bucket that
-    /// is always noisy (a nightly batch job) is judged against its own noise.
-    bucket_mse: Vec<f64>,
-    /// Errors folded into each bucket's `bucket_mse` (saturating).
-    bucket_errors: Vec<u32>,
-    /// Weight of the newest squared error in `mse`.
-    error_alpha: f64,
-    /// Weight of the newest squared error in `bucket_mse`.
-    bucket_alpha: f64,
-    /// Neighbouring buckets each side whose error counts in `scale_at`.
+    /// Neighbouring buckets each side whose error counts in `scale_in`.
     neighbours: usize,
+    /// Time constant of the level (ms).
+    level_tau: f64,
+    /// Time constant of a bucket's offset, in bucket time (ms).
+    season_tau: f64,
+    /// Time constant of the overall error (ms).
+    error_tau: f64,
+    /// Time constant of a bucket's error, in bucket time (ms).
+    bucket_error_tau: f64,
+    /// How long errors must have been learnt before the scale is trusted (ms).
+    scale_warm_up_ms: i64,
+}
+
+impl ProfileCfg {
+    /// The profile over `period_secs` with offsets and bucket errors that forget with
+    /// time constants `season_secs` and `bucket_error_secs` (in wall-clock time).
+    fn new(
+        p: &SeasonalParams,
+        period_secs: i64,
+        bucket_secs: u64,
+        season_secs: u64,
+        bucket_error_secs: u64,
+    ) -> Self {
+        let width = i64::try_from(bucket_secs)
+            .unwrap_or(i64::MAX)
+            .clamp(1, period_secs);
+        let buckets = usize::try_from(period_secs / width).unwrap_or(1).max(1);
+        let per_bucket = buckets as f64;
+        ProfileCfg {
+            period_secs,
+            buckets,
+            neighbours: usize::try_from((p.neighbour_secs as f64 / width as f64).round() as u64)
+                .unwrap_or(0)
+                .min(buckets / 2),
+            level_tau: tau_ms(p.level_secs),
+            season_tau: tau_ms(season_secs) / per_bucket,
+            error_tau: tau_ms(p.error_secs),
+            bucket_error_tau: tau_ms(bucket_error_secs) / per_bucket,
+            scale_warm_up_ms: secs_to_ms(p.scale_warm_up_secs),
+        }
+    }
+}
+
+/// The weights of one profile's four memories for the last step: with regular sampling
+/// the step repeats, so one compare replaces four `exp`s. A cache (not serialised): the
+/// time constants are the profile's, fixed for its lifetime.
+#[derive(Clone, Copy)]
+struct ProfileWeights {
+    /// Step of the cached weights (`i64::MIN`: none yet).
+    dt: i64,
+    /// Level, offset, overall error and bucket error weights.
+    level: f64,
+    season: f64,
+    error: f64,
+    bucket_error: f64,
+}
+
+impl Default for ProfileWeights {
+    fn default() -> Self {
+        ProfileWeights {
+            dt: i64::MIN,
+            level: 0.0,
+            season: 0.0,
+            error: 0.0,
+            bucket_error: 0.0,
+        }
+    }
+}
+
+impl ProfileWeights {
+    /// The weights for a step of `dt` ms (bit-identical to `decay_weight`).
+    #[inline]
+    fn at(&mut self, dt: i64, cfg: &ProfileCfg) -> Self {
+        if dt != self.dt {
+            *self = ProfileWeights {
+                dt,
+                level: decay_weight(dt, cfg.level_tau),
+                season: decay_weight(dt, cfg.season_tau),
+                error: decay_weight(dt, cfg.error_tau),
+                bucket_error: decay_weight(dt, cfg.bucket_error_tau),
+            };
+        }
+        *self
+    }
+}
+
+invisible_cache!(ProfileWeights);
+
+/// One seasonal profile: level + per-bucket offsets over a fixed period.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SeasonalProfile {
+    /// Deseasonalised level (`None` before the first point).
+    level: Option<f64>,
+    /// Offset of each bucket from the level; NaN until the bucket has been seen.
+    season: F32s,
+    /// Per-bucket mean squared error (NaN until the bucket has an error), so a bucket
+    /// that is always noisy (a nightly batch job) is judged against its own noise.
+    bucket_mse: F32s,
+    /// First timestamp (ms), to know when a full period has passed.
+    start: Option<i64>,
+    /// Mean squared one-step prediction error (bias-free, in time).
+    mse: DecayingMean,
+    /// Time of the first error (ms), for the scale's warm-up.
+    errors_since: Option<i64>,
     /// The span of timestamps that fall in the bucket located last (derived from the
     /// timestamps alone, so not persisted and ignored by `==`).
     #[serde(skip)]
     span: BucketSpan,
+    /// Weights of the last step.
+    #[serde(skip)]
+    weights: ProfileWeights,
 }
 
 /// The milliseconds `[lo, hi)` that fall in bucket `index`: consecutive timestamps
@@ -73,79 +173,60 @@ struct BucketSpan {
     index: usize,
 }
 
-impl PartialEq for BucketSpan {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-
-impl fmt::Debug for BucketSpan {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("(cache)")
-    }
-}
+invisible_cache!(BucketSpan);
 
 impl SeasonalProfile {
-    /// A profile over `period_secs` cut into `buckets` buckets, with the level, bucket
-    /// and error weights of `p`.
-    pub fn new(period_secs: i64, buckets: usize, gamma: f64, p: &SeasonalParams) -> Self {
-        let buckets = buckets.max(1);
+    /// An empty profile of `buckets` buckets.
+    fn new(buckets: usize) -> Self {
         SeasonalProfile {
-            period_secs: period_secs.max(1),
-            buckets,
-            alpha: p.alpha,
-            gamma,
-            level: Ewm::default(),
-            season: vec![None; buckets],
+            level: None,
+            season: F32s(vec![f32::NAN; buckets]),
+            bucket_mse: F32s(vec![f32::NAN; buckets]),
             start: None,
-            mse: 0.0,
-            mse_n: 0,
-            bucket_mse: vec![0.0; buckets],
-            bucket_errors: vec![0; buckets],
-            error_alpha: p.error_alpha,
-            bucket_alpha: p.bucket_error_alpha,
-            neighbours: p.neighbours,
+            mse: DecayingMean::default(),
+            errors_since: None,
             span: BucketSpan::default(),
+            weights: ProfileWeights::default(),
         }
     }
 
     /// The bucket of `at`: whole seconds into the period, times `buckets / period_secs`,
     /// rounded down.
-    fn bucket(&self, at: Timestamp) -> usize {
+    fn bucket(at: Timestamp, cfg: &ProfileCfg) -> usize {
         let secs = at.as_millis().div_euclid(1000);
-        let phase = secs.rem_euclid(self.period_secs);
-        let b = match i64::try_from(self.buckets)
+        let phase = secs.rem_euclid(cfg.period_secs);
+        let b = match i64::try_from(cfg.buckets)
             .ok()
             .and_then(|n| phase.checked_mul(n))
         {
-            Some(scaled) => scaled / self.period_secs,
+            Some(scaled) => scaled / cfg.period_secs,
             // Only with absurd bucket counts; i128 cannot overflow.
             None => {
-                ((i128::from(phase) * self.buckets as i128) / i128::from(self.period_secs)) as i64
+                ((i128::from(phase) * cfg.buckets as i128) / i128::from(cfg.period_secs)) as i64
             }
         };
         b as usize
     }
 
     /// The bucket of `at`, as `bucket`, from the span cache when `at` falls in the same
-    /// bucket as the previous lookup (at 15-second ticks and half-hour buckets, 119 times
-    /// out of 120); otherwise computes it and the span of milliseconds it covers.
+    /// bucket as the previous lookup (at 15-second ticks and hourly buckets, 239 times
+    /// out of 240); otherwise computes it and the span of milliseconds it covers.
     #[inline]
-    fn locate(&mut self, at: Timestamp) -> usize {
+    fn locate(&mut self, at: Timestamp, cfg: &ProfileCfg) -> usize {
         let ms = at.as_millis();
         if self.span.lo <= ms && ms < self.span.hi {
             return self.span.index;
         }
-        let b = self.bucket(at);
-        self.span = self.span_of(ms, b).unwrap_or_default();
+        let b = Self::bucket(at, cfg);
+        self.span = Self::span_of(ms, b, cfg).unwrap_or_default();
         b
     }
 
     /// The milliseconds of bucket `b` in the period that holds `ms`: bucket b holds the
     /// phases p (whole seconds) with b·P ≤ p·B < (b+1)·P, i.e. from ceil(b·P/B) up to
     /// ceil((b+1)·P/B) excluded. `None` on overflow (timestamps near the ends of i64).
-    fn span_of(&self, ms: i64, b: usize) -> Option<BucketSpan> {
-        let (period, n) = (self.period_secs, i64::try_from(self.buckets).ok()?);
+    fn span_of(ms: i64, b: usize, cfg: &ProfileCfg) -> Option<BucketSpan> {
+        let (period, n) = (cfg.period_secs, i64::try_from(cfg.buckets).ok()?);
         let secs = ms.div_euclid(1000);
         let start = secs - secs.rem_euclid(period);
         let first_ms = |b: i64| {
@@ -160,52 +241,37 @@ impl SeasonalProfile {
         })
     }
 
-    /// True once a full period has been observed.
-    pub fn warm(&self, at: Timestamp) -> bool {
-        self.observed_for(at, self.period_secs)
-    }
-
     /// True once `secs` seconds have passed since the first point.
     pub fn observed_for(&self, at: Timestamp, secs: i64) -> bool {
-        self.start.is_some_and(|s| {
-            at.as_millis().saturating_sub(s.as_millis()) >= secs.saturating_mul(1000)
-        })
+        self.start
+            .is_some_and(|s| at.as_millis().saturating_sub(s) >= secs.saturating_mul(1000))
     }
 
-    /// Predicted value at `at`, if its bucket has been seen.
-    pub fn predict(&self, at: Timestamp) -> Option<f64> {
-        self.predict_in(self.bucket(at))
-    }
-
-    /// Residual scale (EWMA RMS of the prediction error).
+    /// Residual scale (RMS of the prediction error).
     pub fn scale(&self) -> f64 {
-        self.mse.sqrt()
+        self.mse.mean.sqrt()
     }
 
-    /// Residual scale at `at`: the larger of the overall RMS error and the worst RMS
-    /// error of this bucket and its `neighbours` on each side (events that recur daily
-    /// drift by a few minutes).
-    pub fn scale_at(&self, at: Timestamp) -> f64 {
-        self.scale_in(self.bucket(at))
-    }
-
-    /// `scale_at` for bucket `b`.
+    /// Residual scale in bucket `b`: the larger of the overall RMS error and the worst
+    /// RMS error of this bucket and its `neighbours` on each side (events that recur
+    /// daily drift by a few minutes).
     #[inline]
-    fn scale_in(&self, b: usize) -> f64 {
-        let nb = self.buckets;
-        let k = self.neighbours.min(nb / 2);
-        let mut worst = self.mse;
-        // b - k ..= b + k, wrapping around the period; every value is finite and
-        // non-negative, so a plain comparison is the maximum.
+    fn scale_in(&self, b: usize, cfg: &ProfileCfg) -> f64 {
+        let nb = cfg.buckets;
+        let k = cfg.neighbours;
+        let mut worst = self.mse.mean;
+        // b - k ..= b + k, wrapping around the period; NaN (no error yet) never compares
+        // greater, so it is skipped.
+        let errs = &self.bucket_mse.0;
         if b >= k && b + k < nb {
-            for &m in &self.bucket_mse[b - k..=b + k] {
-                if m > worst {
-                    worst = m;
+            for &m in &errs[b - k..=b + k] {
+                if f64::from(m) > worst {
+                    worst = f64::from(m);
                 }
             }
         } else {
             for j in 0..=2 * k {
-                let m = self.bucket_mse[(b + nb + j - k) % nb];
+                let m = f64::from(errs[(b + nb + j - k) % nb]);
                 if m > worst {
                     worst = m;
                 }
@@ -219,136 +285,203 @@ impl SeasonalProfile {
     /// and the relative floor (exactly 0 when `x` is the prediction, ±1e6 instead of an
     /// overflow); `None` if the bucket has not been seen.
     #[inline]
-    fn z_in(&self, b: usize, x: f64) -> Option<f64> {
+    fn z_in(&self, b: usize, x: f64, cfg: &ProfileCfg) -> Option<f64> {
         let r = x - self.predict_in(b)?;
         if r == 0.0 {
             return Some(0.0);
         }
-        let z = r / self.scale_in(b).max(scale_floor(x));
+        let z = r / self.scale_in(b, cfg).max(scale_floor(x));
         Some(if z.is_finite() { z } else { r.signum() * 1e6 })
     }
 
-    /// True once the error scale has been learnt from enough points.
-    pub fn scale_ready(&self, min_errors: u64) -> bool {
-        self.mse_n >= min_errors
-    }
-
-    /// Prediction error of `x` at `at`, if predictable (does not update).
-    pub fn residual(&self, at: Timestamp, x: f64) -> Option<f64> {
-        self.predict(at).map(|p| x - p)
-    }
-
-    /// Learns `x` at `at`.
-    pub fn learn(&mut self, at: Timestamp, x: f64) {
-        let b = self.locate(at);
-        self.learn_in(at, b, x);
+    /// True once errors have been learnt for the scale's warm-up and there are two (a
+    /// mean of one squared error is that error).
+    fn scale_ready(&self, at: Timestamp, cfg: &ProfileCfg) -> bool {
+        self.mse.n >= 2
+            && self
+                .errors_since
+                .is_some_and(|s| at.as_millis().saturating_sub(s) >= cfg.scale_warm_up_ms)
     }
 
     /// `predict` for bucket `b`.
+    #[inline]
     fn predict_in(&self, b: usize) -> Option<f64> {
-        Some(self.level.mean + self.season[b]?)
+        let s = self.season.0[b];
+        if s.is_nan() {
+            return None;
+        }
+        Some(self.level? + f64::from(s))
     }
 
-    /// `learn` for `at` in bucket `b`.
+    /// Learns `x` at `at` in bucket `b`, `dt_ms` after the previous point.
     #[inline]
-    fn learn_in(&mut self, at: Timestamp, b: usize, x: f64) {
-        if self.start.is_none() {
-            self.start = Some(at);
-        }
+    fn learn_in(&mut self, at: Timestamp, dt_ms: Option<i64>, b: usize, x: f64, cfg: &ProfileCfg) {
+        let at_ms = at.as_millis();
+        self.start.get_or_insert(at_ms);
+        let w = self.weights.at(dt_ms.unwrap_or(0), cfg);
         // Errors count only once a full period has passed: before that a bucket is
         // compared with its own first minutes, not with the previous day (or week).
-        if self.warm(at)
+        if self.observed_for(at, cfg.period_secs)
             && let Some(p) = self.predict_in(b)
         {
             let r = x - p;
             let e = r * r;
-            self.mse += if self.mse_n == 0 {
-                e
+            self.mse.push(e, w.error);
+            self.errors_since.get_or_insert(at_ms);
+            let m = &mut self.bucket_mse.0[b];
+            *m = if m.is_nan() {
+                f32_sat(e)
             } else {
-                self.error_alpha * (e - self.mse)
+                let m64 = f64::from(*m);
+                f32_sat(m64 + w.bucket_error * (e - m64))
             };
-            self.mse_n = self.mse_n.saturating_add(1);
-            // Averaged until the bucket has seen 1/alpha errors, so it starts unbiased.
-            let seen = &mut self.bucket_errors[b];
-            *seen = seen.saturating_add(1);
-            // max(alpha, 1/seen) without the division once 1/seen is clearly below alpha.
-            let n = f64::from(*seen);
-            let a = if n * self.bucket_alpha > 1.0 + 1e-9 {
-                self.bucket_alpha
-            } else {
-                self.bucket_alpha.max(1.0 / n)
-            };
-            let m = &mut self.bucket_mse[b];
-            *m += a * (e - *m);
         }
-        let deseason = x - self.season[b].unwrap_or(0.0);
-        if self.level.n == 0 {
-            self.level.push(x, 1.0);
+        let s = self.season.0[b];
+        let level = match self.level {
+            None => x,
+            Some(l) => {
+                let deseason = if s.is_nan() { x } else { x - f64::from(s) };
+                l + w.level * (deseason - l)
+            }
+        };
+        self.level = Some(level);
+        let off = x - level;
+        self.season.0[b] = if s.is_nan() {
+            f32_sat(off)
         } else {
-            self.level.push(deseason, self.alpha);
-        }
-        let off = x - self.level.mean;
-        match &mut self.season[b] {
-            Some(s) => *s += self.gamma * (off - *s),
-            slot @ None => *slot = Some(off),
-        }
+            let s64 = f64::from(s);
+            f32_sat(s64 + w.season * (off - s64))
+        };
     }
 }
 
-/// Parameters of the seasonal model.
+/// Parameters of the seasonal model (defaults in docs/anomaly.md, with the reason for
+/// each).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SeasonalParams {
-    /// Buckets per day (48: half-hours).
-    pub daily_buckets: usize,
-    /// Buckets per week (336: half-hours; 0: no weekly profile).
-    pub weekly_buckets: usize,
-    /// Weight of the newest point in the level.
-    pub alpha: f64,
-    /// Weight of the newest point in its daily bucket.
-    pub gamma_daily: f64,
-    /// Weight of the newest point in its weekly bucket.
-    pub gamma_weekly: f64,
-    /// Weight of the newest squared error in a profile's overall error.
-    pub error_alpha: f64,
-    /// Weight of the newest squared error in its bucket's error.
-    pub bucket_error_alpha: f64,
-    /// Neighbouring buckets each side whose error also counts.
-    pub neighbours: usize,
-    /// How long the weekly profile must have predicted before it can be used.
+    /// Width of a daily bucket (1 h: 24 a day).
+    pub daily_bucket_secs: u64,
+    /// Width of a weekly bucket (1 h: 168 a week).
+    pub weekly_bucket_secs: u64,
+    /// Whether to run the weekly profile.
+    pub weekly: bool,
+    /// Time constant of the level (45 min).
+    pub level_secs: u64,
+    /// Time constant of the daily offsets (36 h).
+    pub daily_secs: u64,
+    /// Time constant of the weekly offsets (5 days).
+    pub weekly_secs: u64,
+    /// Time constant of a profile's overall error (8 h).
+    pub error_secs: u64,
+    /// Time constant of a daily bucket's error (36 h).
+    pub daily_error_secs: u64,
+    /// Time constant of a weekly bucket's error (10 days).
+    pub weekly_error_secs: u64,
+    /// Time each side of a bucket whose buckets' errors also count (1 h).
+    pub neighbour_secs: u64,
+    /// How long a profile must have made errors before its scale is trusted (2 h).
+    pub scale_warm_up_secs: u64,
+    /// How long the weekly profile must have predicted before it can be used (1 day).
     pub weekly_trust_secs: i64,
 }
 
 impl Default for SeasonalParams {
     fn default() -> Self {
         SeasonalParams {
-            daily_buckets: 48,
-            weekly_buckets: 336,
-            alpha: 0.1,
-            gamma_daily: 0.1,
-            gamma_weekly: 0.2,
-            error_alpha: 0.01,
-            bucket_error_alpha: 0.1,
-            neighbours: 2,
+            daily_bucket_secs: 3_600,
+            weekly_bucket_secs: 3_600,
+            weekly: true,
+            level_secs: 45 * 60,
+            daily_secs: 36 * 3_600,
+            weekly_secs: 5 * 86_400,
+            error_secs: 8 * 3_600,
+            daily_error_secs: 36 * 3_600,
+            weekly_error_secs: 10 * 86_400,
+            neighbour_secs: 3_600,
+            scale_warm_up_secs: 2 * 3_600,
             weekly_trust_secs: DAY_SECS,
         }
     }
 }
 
+impl SeasonalParams {
+    /// True for the defaults (which a serialised state then leaves out).
+    pub fn is_default(&self) -> bool {
+        *self == SeasonalParams::default()
+    }
+
+    /// The daily and weekly profiles' derived settings.
+    fn cfgs(&self) -> [ProfileCfg; 2] {
+        [
+            ProfileCfg::new(
+                self,
+                DAY_SECS,
+                self.daily_bucket_secs,
+                self.daily_secs,
+                self.daily_error_secs,
+            ),
+            ProfileCfg::new(
+                self,
+                WEEK_SECS,
+                self.weekly_bucket_secs,
+                self.weekly_secs,
+                self.weekly_error_secs,
+            ),
+        ]
+    }
+}
+
 /// Daily and weekly profiles side by side; predicts with the better one.
 ///
-/// Gives a z once one day of timestamps has passed and the daily profile has made
-/// `MIN_ERRORS` errors; the weekly profile can take over after eight days. O(1) per
-/// point; the state is two arrays of buckets (48 + 336 by default), independent of the
+/// Gives a z once one day of timestamps has passed and the daily profile has made errors
+/// for two hours; the weekly profile can take over after eight days. O(1) per point; the
+/// state is two arrays of hourly buckets (24 + 168 by default), independent of the
 /// sampling interval.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(from = "SeasonalModelState")]
 pub struct SeasonalModel {
+    /// Parameters (left out of the serialised state when they are the defaults).
+    #[serde(skip_serializing_if = "SeasonalParams::is_default")]
+    params: SeasonalParams,
     /// Time-of-day profile.
     daily: SeasonalProfile,
     /// Time-of-week profile, if enabled.
     weekly: Option<SeasonalProfile>,
-    /// How long the weekly profile must have predicted before it can be used.
-    weekly_trust_secs: i64,
+    /// What the profiles derive from `params` (rebuilt on restore).
+    #[serde(skip)]
+    cfg: [ProfileCfg; 2],
+}
+
+/// The serialised form of `SeasonalModel`, from which the derived settings are rebuilt.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SeasonalModelState {
+    #[serde(default)]
+    params: SeasonalParams,
+    daily: SeasonalProfile,
+    weekly: Option<SeasonalProfile>,
+}
+
+impl From<SeasonalModelState> for SeasonalModel {
+    fn from(s: SeasonalModelState) -> Self {
+        let cfg = s.params.cfgs();
+        // A state whose arrays do not match its parameters starts that profile afresh
+        // rather than indexing out of bounds.
+        let fit = |p: SeasonalProfile, c: &ProfileCfg| {
+            if p.season.0.len() == c.buckets && p.bucket_mse.0.len() == c.buckets {
+                p
+            } else {
+                SeasonalProfile::new(c.buckets)
+            }
+        };
+        SeasonalModel {
+            daily: fit(s.daily, &cfg[0]),
+            weekly: s.weekly.map(|w| fit(w, &cfg[1])),
+            params: s.params,
+            cfg,
+        }
+    }
 }
 
 impl Default for SeasonalModel {
@@ -358,75 +491,82 @@ impl Default for SeasonalModel {
 }
 
 impl SeasonalModel {
-    /// Errors a profile must have made before its error scale is trusted.
-    pub const MIN_ERRORS: u64 = 24;
-
     /// A model with these parameters.
     pub fn new(p: &SeasonalParams) -> Self {
+        let cfg = p.cfgs();
         SeasonalModel {
-            daily: SeasonalProfile::new(DAY_SECS, p.daily_buckets, p.gamma_daily, p),
-            weekly: (p.weekly_buckets > 0)
-                .then(|| SeasonalProfile::new(WEEK_SECS, p.weekly_buckets, p.gamma_weekly, p)),
-            weekly_trust_secs: p.weekly_trust_secs.max(0),
+            daily: SeasonalProfile::new(cfg[0].buckets),
+            weekly: p.weekly.then(|| SeasonalProfile::new(cfg[1].buckets)),
+            params: p.clone(),
+            cfg,
         }
     }
 
     /// Which profile predicts `at`: `Some(true)` for the weekly one once trusted and
     /// better, `Some(false)` for the daily one once warm; `None` during warm-up.
     fn use_weekly(&self, at: Timestamp) -> Option<bool> {
+        let [dc, wc] = &self.cfg;
         let daily = &self.daily;
-        if !daily.warm(at) || !daily.scale_ready(Self::MIN_ERRORS) {
+        if !daily.observed_for(at, dc.period_secs) || !daily.scale_ready(at, dc) {
             return None;
         }
+        let trust = WEEK_SECS.saturating_add(self.params.weekly_trust_secs.max(0));
         // Lower mean squared error, lower RMS error.
         Some(self.weekly.as_ref().is_some_and(|w| {
-            w.mse < daily.mse
-                && w.scale_ready(Self::MIN_ERRORS)
-                && w.observed_for(at, WEEK_SECS.saturating_add(self.weekly_trust_secs))
+            w.mse.mean < daily.mse.mean && w.scale_ready(at, wc) && w.observed_for(at, trust)
         }))
     }
 
-    /// The profile that predicts `at` (see `use_weekly`).
-    fn profile(&self, at: Timestamp) -> Option<&SeasonalProfile> {
-        match self.use_weekly(at)? {
-            true => self.weekly.as_ref(),
-            false => Some(&self.daily),
-        }
+    /// True once the model gives a z (and stays so: warm-ups only end).
+    pub fn is_warm(&self, at: Timestamp) -> bool {
+        self.use_weekly(at).is_some()
     }
 
     /// The value expected at `at`, once warm.
     pub fn predict(&self, at: Timestamp) -> Option<f64> {
-        self.profile(at)?.predict(at)
+        let (p, c) = match self.use_weekly(at)? {
+            true => (self.weekly.as_ref()?, &self.cfg[1]),
+            false => (&self.daily, &self.cfg[0]),
+        };
+        p.predict_in(SeasonalProfile::bucket(at, c))
     }
 
     /// Signed z of `x` at `at`, once warm (does not update).
     pub fn z(&self, at: Timestamp, x: f64) -> Option<f64> {
-        let p = self.profile(at)?;
-        p.z_in(p.bucket(at), x)
+        let (p, c) = match self.use_weekly(at)? {
+            true => (self.weekly.as_ref()?, &self.cfg[1]),
+            false => (&self.daily, &self.cfg[0]),
+        };
+        p.z_in(SeasonalProfile::bucket(at, c), x, c)
     }
 
-    /// Learns `x` at `at`.
-    pub fn learn(&mut self, at: Timestamp, x: f64) {
-        self.daily.learn(at, x);
+    /// Learns `x` at `at`, `dt_ms` after the previous point (`None` for the first).
+    pub fn learn(&mut self, at: Timestamp, dt_ms: Option<i64>, x: f64) {
+        let [dc, wc] = self.cfg;
+        let b = self.daily.locate(at, &dc);
+        self.daily.learn_in(at, dt_ms, b, x, &dc);
         if let Some(w) = &mut self.weekly {
-            w.learn(at, x);
+            let b = w.locate(at, &wc);
+            w.learn_in(at, dt_ms, b, x, &wc);
         }
     }
 
-    /// `z(at, x)` then `learn(at, x)`, with the same results, locating each profile's
-    /// bucket once (and usually from its cache): the per-point path of the detectors.
-    pub fn z_then_learn(&mut self, at: Timestamp, x: f64) -> Option<f64> {
-        let bd = self.daily.locate(at);
-        let bw = self.weekly.as_mut().map(|w| w.locate(at));
+    /// `z(at, x)` then `learn(at, dt_ms, x)`, with the same results, locating each
+    /// profile's bucket once (and usually from its cache): the per-point path of the
+    /// detectors.
+    pub fn z_then_learn(&mut self, at: Timestamp, dt_ms: Option<i64>, x: f64) -> Option<f64> {
+        let [dc, wc] = self.cfg;
+        let bd = self.daily.locate(at, &dc);
+        let bw = self.weekly.as_mut().map(|w| w.locate(at, &wc));
         let weekly = self.use_weekly(at);
         let z = match (weekly, &self.weekly, bw) {
-            (Some(true), Some(w), Some(bw)) => w.z_in(bw, x),
-            (Some(_), _, _) => self.daily.z_in(bd, x),
+            (Some(true), Some(w), Some(bw)) => w.z_in(bw, x, &wc),
+            (Some(_), _, _) => self.daily.z_in(bd, x, &dc),
             (None, _, _) => None,
         };
-        self.daily.learn_in(at, bd, x);
+        self.daily.learn_in(at, dt_ms, bd, x, &dc);
         if let (Some(w), Some(bw)) = (&mut self.weekly, bw) {
-            w.learn_in(at, bw, x);
+            w.learn_in(at, dt_ms, bw, x, &wc);
         }
         z
     }
@@ -435,10 +575,12 @@ impl SeasonalModel {
 /// Seasonal detector: the `SeasonalModel`'s z through the shared `Scorer`.
 ///
 /// Warm-up: scores are 0 until one day of timestamps has passed, the daily profile has
-/// made 24 errors, and `density` z values have been scored (one day + 36 points at
-/// 5-minute sampling). Cost: O(1) per point.
+/// made errors for two hours, and the scorer has had z values for an hour (one day and
+/// three hours at any sampling rate). Cost: O(1) per point.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Seasonal {
+    /// Time of the previous point.
+    clock: Clock,
     /// The predictor.
     model: SeasonalModel,
     /// z to score.
@@ -449,9 +591,18 @@ impl Seasonal {
     /// A seasonal detector with these model and scorer parameters.
     pub fn new(model: &SeasonalParams, scorer: ScorerParams) -> Self {
         Seasonal {
+            clock: Clock::default(),
             model: SeasonalModel::new(model),
             scorer: Scorer::new(scorer),
         }
+    }
+
+    /// How long after the first point every score is 0, at least: a day, the scale's
+    /// warm-up, then the scorer's density window.
+    pub fn warm_up(&self) -> std::time::Duration {
+        let p = &self.model.params;
+        std::time::Duration::from_secs(DAY_SECS as u64 + p.scale_warm_up_secs)
+            + self.scorer.warm_up()
     }
 
     /// Scores `x` at `at`, then learns it.
@@ -459,7 +610,9 @@ impl Seasonal {
         let Some(x) = admit(x) else {
             return 0.0;
         };
-        self.scorer.score(self.model.z_then_learn(at, x))
+        let dt = self.clock.step(at.as_millis());
+        let z = self.model.z_then_learn(at, dt, x);
+        self.scorer.score(at, dt, z)
     }
 }
 
@@ -479,8 +632,13 @@ mod tests {
     fn the_bucket_cache_never_changes_a_bucket() {
         // Bucket counts that do and do not divide the period, timestamps before and after
         // the epoch, steps forward (small and large) and back, and the ends of i64.
-        for (period, buckets) in [(DAY_SECS, 48), (WEEK_SECS, 336), (DAY_SECS, 7), (3, 1000)] {
-            let mut p = SeasonalProfile::new(period, buckets, 0.1, &SeasonalParams::default());
+        for (period, buckets) in [(DAY_SECS, 24), (WEEK_SECS, 168), (DAY_SECS, 7), (3, 1000)] {
+            let cfg = ProfileCfg {
+                period_secs: period,
+                buckets,
+                ..SeasonalParams::default().cfgs()[0]
+            };
+            let mut p = SeasonalProfile::new(buckets);
             let mut ms = -3 * DAY_SECS * 1000 - 7;
             let mut x = 1;
             for _ in 0..50_000 {
@@ -491,12 +649,14 @@ mod tests {
                     _ => ((x >> 8) % 20_000) as i64,
                 };
                 let at = Timestamp(ms);
-                assert_eq!(p.locate(at), p.bucket(at), "{period} s / {buckets} at {ms}");
+                let want = SeasonalProfile::bucket(at, &cfg);
+                assert_eq!(p.locate(at, &cfg), want, "{period} s / {buckets} at {ms}");
             }
             for ms in [i64::MIN, i64::MIN + 1, -1, 0, 1, i64::MAX - 1, i64::MAX] {
                 let at = Timestamp(ms);
-                assert_eq!(p.locate(at), p.bucket(at), "{period} s / {buckets} at {ms}");
-                assert!(p.bucket(at) < buckets);
+                let want = SeasonalProfile::bucket(at, &cfg);
+                assert_eq!(p.locate(at, &cfg), want, "{period} s / {buckets} at {ms}");
+                assert!(want < buckets);
             }
         }
     }
@@ -507,6 +667,7 @@ mod tests {
         // profiles, the switch between them and unseen buckets are all exercised.
         let (mut fused, mut split) = (SeasonalModel::default(), SeasonalModel::default());
         let mut ms = 1_396_224_000_000i64;
+        let mut prev = None;
         let mut x = 7;
         let mut seen_weekly = false;
         while ms < 1_396_224_000_000 + 10 * DAY_SECS * 1000 {
@@ -521,9 +682,11 @@ mod tests {
                 + (x >> 40) as f64 / (1u64 << 24) as f64
                 + if x % 997 == 0 { 80.0 } else { 0.0 };
             let at = Timestamp(ms);
+            let dt = prev.map(|p| ms - p);
+            prev = Some(ms);
             let want = split.z(at, v);
-            split.learn(at, v);
-            let got = fused.z_then_learn(at, v);
+            split.learn(at, dt, v);
+            let got = fused.z_then_learn(at, dt, v);
             assert_eq!(got.map(f64::to_bits), want.map(f64::to_bits), "at {ms}");
             assert_eq!(fused, split);
             seen_weekly |= fused.use_weekly(at) == Some(true);

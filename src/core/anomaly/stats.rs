@@ -1,13 +1,23 @@
-//! Streaming statistics the detectors are built from: an exponentially weighted mean and
-//! variance, a rolling window with O(1) mean and variance (over a `Ring`), and a rolling
-//! order-statistics window (median and MAD in O(log w) and O(log² w)); plus the normal
-//! tail in decades (`two_sided_decades`, the scorer's per-point function) and
-//! `Reciprocal`, a cache that turns a fixed divisor into a multiplication.
+//! Streaming statistics the detectors are built from, all with memories measured in time
+//! on the sample timestamps, not in points: exponentially weighted means, variances and
+//! a least-squares line whose weights decay with elapsed time (`decay_weight`), a time
+//! window of slots for the scorer's recent surprise (`SlotMean`), time windows thinned
+//! to one value per slot for the rolling z-score and MAD (`TimedMoments`, and
+//! `OrderWindow` for median and MAD in O(log w) and O(log² w)); plus the normal tail in
+//! decades (`two_sided_decades`, the scorer's per-point function), `Reciprocal` and
+//! `Decay`, caches that turn a fixed divisor into a multiplication and a repeated step
+//! into no `exp` at all, and `F32s`, the compact form of the seasonal bucket arrays.
+//!
+//! Exponential memories against windows: a memory whose only question is "what is the
+//! level, or the spread, lately" decays (O(1) numbers, no edge effects with irregular
+//! sampling); a statistic defined over a window (the recent surprise, the rolling
+//! z-score and MAD baselines) keeps a time window whose memory is bounded by slots, not
+//! by the number of points, so 15-second ticks cost no more state than 5-minute ones.
 //!
 //! Everything here is deterministic and serialisable, and holds only finite floats (JSON
-//! has no NaN or infinity), so a state restored mid-stream continues bit for bit. Caches
-//! are not serialised: they are pure functions of the state, so a restored state
-//! rebuilds them with the same values.
+//! has no NaN or infinity; the NaN markers of `F32s` travel as bytes), so a state
+//! restored mid-stream continues bit for bit. Caches are not serialised: they are pure
+//! functions of the state, so a restored state rebuilds them with the same values.
 
 use serde::{Deserialize, Serialize};
 use statrs::function::erf::erfc;
@@ -254,70 +264,155 @@ pub fn p_to_score(p: f64, decades: f64) -> f64 {
     (-p.log10() / decades).clamp(0.0, 1.0)
 }
 
-/// Exponentially weighted mean and variance (West's incremental form): O(1) per point,
-/// memory of about `2/alpha` points.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Ewm {
-    /// Weighted mean.
-    pub mean: f64,
-    /// Weighted variance around `mean`.
-    pub var: f64,
-    /// Points seen (saturating), for warm-up decisions.
-    pub n: u64,
+/// Longest time one point stands for in an exponential memory: an hour. Hourly data, the
+/// coarsest the detectors are built for, keeps its full weight; `Clock` also limits a
+/// point to four of the series' usual steps, so after an outage (a daemon restarted days
+/// later) the next point counts as a few ordinary points, not as days of the newest
+/// value, and a single point cannot wipe a memory.
+pub const MAX_STEP_MS: i64 = 3_600_000;
+
+/// Weight of a new point in an exponential memory with time constant `tau_ms`, `dt_ms`
+/// after the previous point: `1 - exp(-dt/tau)`, with `dt` clamped to
+/// `[0, MAX_STEP_MS]` (a point at the same instant as the previous one, or before it,
+/// weighs nothing). Older points keep `exp(-dt/tau) = 1 - weight` of theirs, so the
+/// memory forgets at the same pace in time whatever the sampling interval.
+#[inline]
+pub fn decay_weight(dt_ms: i64, tau_ms: f64) -> f64 {
+    let dt = dt_ms.clamp(0, MAX_STEP_MS) as f64;
+    -(-dt / tau_ms).exp_m1()
 }
 
-impl Ewm {
-    /// Folds `x` in with weight `alpha` (the first point sets the mean).
+/// `PartialEq` (always equal) and an empty `Debug` for a cache: a pure function of the
+/// state, so a state restored from JSON equals and prints like the original.
+macro_rules! invisible_cache {
+    ($t:ty) => {
+        impl PartialEq for $t {
+            fn eq(&self, _: &Self) -> bool {
+                true
+            }
+        }
+
+        impl fmt::Debug for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("(cache)")
+            }
+        }
+    };
+}
+pub(crate) use invisible_cache;
+
+/// `decay_weight` for the last step asked for: with regular sampling every step is the
+/// same, so the `exp` is computed once, not per point. A cache (not serialised).
+#[derive(Clone)]
+pub struct Decay {
+    /// Clamped step of the cached weight (`i64::MIN`: none yet).
+    dt: i64,
+    /// Time constant of the cached weight.
+    tau: f64,
+    /// `decay_weight(dt, tau)`.
+    weight: f64,
+}
+
+impl Default for Decay {
+    fn default() -> Self {
+        Decay {
+            dt: i64::MIN,
+            tau: f64::NAN,
+            weight: 0.0,
+        }
+    }
+}
+
+invisible_cache!(Decay);
+
+impl Decay {
+    /// `decay_weight(dt_ms, tau_ms)` (bit-identical), from the cache when it holds it.
     #[inline]
-    pub fn push(&mut self, x: f64, alpha: f64) {
+    pub fn weight(&mut self, dt_ms: i64, tau_ms: f64) -> f64 {
+        let dt = dt_ms.clamp(0, MAX_STEP_MS);
+        if dt != self.dt || tau_ms.to_bits() != self.tau.to_bits() {
+            self.dt = dt;
+            self.tau = tau_ms;
+            self.weight = decay_weight(dt, tau_ms);
+        }
+        self.weight
+    }
+}
+
+/// Exponentially weighted mean in time without start-up bias: each point enters with
+/// weight `a` (from `decay_weight`), older ones keep `1 - a` of theirs, and the mean is
+/// normalised by the total, so the first points are a plain average instead of being
+/// pulled towards the first one. The first point takes the weight of the second (it has
+/// no step of its own), so two points are always averaged equally.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DecayingMean {
+    /// Total weight (tends to 1; 0 while only the first point is known).
+    pub weight: f64,
+    /// Weighted mean.
+    pub mean: f64,
+    /// Points folded in (saturating), for warm-ups that need a minimum count.
+    pub n: u32,
+    /// `1/weight`: the weight converges, after which dividing by it is a multiplication.
+    #[serde(skip)]
+    inv_weight: Reciprocal,
+}
+
+impl DecayingMean {
+    /// Folds `x` in with weight `a`.
+    #[inline]
+    pub fn push(&mut self, x: f64, a: f64) {
         if self.n == 0 {
             self.mean = x;
-            self.var = 0.0;
         } else {
-            let d = x - self.mean;
-            let incr = alpha * d;
-            self.mean += incr;
-            self.var = (1.0 - alpha) * (self.var + d * incr);
+            let w = if self.weight == 0.0 { a } else { self.weight };
+            let total = (1.0 - a) * w + a;
+            if total > 0.0 {
+                self.mean += (x - self.mean) * a * self.inv_weight.of(total);
+                self.weight = total;
+            }
         }
         self.n = self.n.saturating_add(1);
     }
-
-    /// Standard deviation.
-    #[inline]
-    pub fn std(&self) -> f64 {
-        self.var.max(0.0).sqrt()
-    }
 }
 
-/// Exponentially weighted mean and variance without start-up bias: every point's weight
-/// decays by `1 - alpha` per point and the statistics are normalised by the total weight,
-/// so the first points are a plain average instead of being pulled towards the first one.
+/// `DecayingMean` with the weighted variance as well (West's incremental form).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct DecayingMoments {
-    /// Total weight (tends to `1/alpha`).
+    /// Total weight (tends to 1; 0 while only the first point is known).
     pub weight: f64,
     /// Weighted mean.
     pub mean: f64,
     /// Weighted sum of squared deviations.
     m2: f64,
-    /// `1/weight`: the weight converges (to 1/alpha), after which dividing by it is a
-    /// multiplication.
+    /// Points folded in (saturating), for warm-ups that need a minimum count.
+    pub n: u32,
+    /// `1/weight`: the weight converges, after which dividing by it is a multiplication.
     #[serde(skip)]
     inv_weight: Reciprocal,
 }
 
 impl DecayingMoments {
-    /// Folds `x` in; older points lose weight by `1 - alpha`.
+    /// Folds `x` in with weight `a`; older points keep `1 - a` of theirs.
     #[inline]
-    pub fn push(&mut self, x: f64, alpha: f64) {
-        let keep = 1.0 - alpha;
-        self.weight = keep * self.weight + 1.0;
-        let old = self.mean;
-        self.mean += (x - old) * self.inv_weight.of(self.weight);
-        self.m2 = keep * self.m2 + (x - old) * (x - self.mean);
+    pub fn push(&mut self, x: f64, a: f64) {
+        if self.n == 0 {
+            self.mean = x;
+            self.m2 = 0.0;
+        } else {
+            let w = if self.weight == 0.0 { a } else { self.weight };
+            let keep = 1.0 - a;
+            let total = keep * w + a;
+            if total > 0.0 {
+                let old = self.mean;
+                self.mean += (x - old) * a * self.inv_weight.of(total);
+                self.m2 = keep * self.m2 + a * (x - old) * (x - self.mean);
+                self.weight = total;
+            }
+        }
+        self.n = self.n.saturating_add(1);
     }
 
-    /// Weighted variance.
+    /// Weighted variance (0 before two weighted points).
     #[inline]
     pub fn var(&self) -> f64 {
         if self.weight > 0.0 {
@@ -331,6 +426,390 @@ impl DecayingMoments {
     #[inline]
     pub fn std(&self) -> f64 {
         self.var().sqrt()
+    }
+}
+
+/// The time of a detector's previous point and the series' usual step, so that each
+/// point knows how much time it stands for in the exponential memories.
+///
+/// A point stands for the time since the previous one, up to four usual steps (jitter
+/// and a missed tick or two count in full; after an outage the next point counts as
+/// four ordinary ones, not as the hours or days of the gap, which would hand it the
+/// memories whatever their time constant) and up to `MAX_STEP_MS`. The usual step is a
+/// running mean of the steps, each clamped the same way, over about eight of them (a
+/// property of the sampling, so it is counted in points).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Clock {
+    /// Time of the newest point (ms).
+    last: Option<i64>,
+    /// The usual step (ms; 0 until the first positive step).
+    usual: i64,
+}
+
+impl Clock {
+    /// How much time the point at `at_ms` stands for (ms; 0 if it is not later than the
+    /// previous point), `None` for the first point; then remembers `at_ms` if it is later
+    /// (time never runs backwards here) and updates the usual step.
+    #[inline]
+    pub fn step(&mut self, at_ms: i64) -> Option<i64> {
+        let Some(prev) = self.last else {
+            self.last = Some(at_ms);
+            return None;
+        };
+        if at_ms <= prev {
+            return Some(0);
+        }
+        self.last = Some(at_ms);
+        let dt = at_ms.saturating_sub(prev).min(MAX_STEP_MS);
+        if self.usual == 0 {
+            self.usual = dt;
+            return Some(dt);
+        }
+        let dt = dt.min(self.usual.saturating_mul(4));
+        self.usual += (dt - self.usual) / 8;
+        Some(dt)
+    }
+
+    /// Time of the newest point (ms), if any.
+    pub fn last(&self) -> Option<i64> {
+        self.last
+    }
+}
+
+/// Slots in a `SlotMean`: a window of 1 h is counted in 5-minute slots, so at 5-minute
+/// sampling each slot holds one point and the window is exactly the last twelve.
+pub const SLOTS: usize = 12;
+
+/// The mean of the values of the last `SLOTS` time slots, the newest one included: a
+/// time window of `SLOTS × slot_ms` with a fixed state whatever the sampling rate (a sum
+/// and a count per slot), where each point counts once. Slots are aligned on multiples
+/// of `slot_ms` since the epoch, so the window edge moves in slot steps.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SlotMean {
+    /// Sum of the values of each slot, indexed by slot number modulo `SLOTS` (`f32`: the
+    /// surprises it sums are in [0, 1], and it keeps the state small).
+    #[serde(with = "f32_array")]
+    sums: [f32; SLOTS],
+    /// Values in each slot.
+    counts: [u32; SLOTS],
+    /// Number of the newest value's slot.
+    slot: Option<i64>,
+    /// Slot of the first value: the window is *full* (for the scorer's warm-up) once the
+    /// newest slot is `SLOTS - 1` after it. A gap does not empty it again: after a gap
+    /// the window holds what the last hour holds, as at hourly sampling.
+    first: Option<i64>,
+    /// `1/count` (the count is the same point after point with regular sampling).
+    #[serde(skip)]
+    inv_count: Reciprocal,
+    /// Where the newest slot ends and its index in the ring.
+    #[serde(skip)]
+    cache: SlotCache,
+}
+
+/// The end (ms) and ring index of a `SlotMean`'s newest slot: derived from its slot
+/// number, so not serialised (a restored window rebuilds it on its next point) and
+/// invisible to `==` and `Debug`.
+#[derive(Clone)]
+struct SlotCache {
+    end: i64,
+    head: usize,
+}
+
+impl Default for SlotCache {
+    fn default() -> Self {
+        // Ends before any time, so the next point rebuilds it.
+        SlotCache {
+            end: i64::MIN,
+            head: 0,
+        }
+    }
+}
+
+invisible_cache!(SlotCache);
+
+impl SlotMean {
+    /// Adds `x` at `at_ms` (a time in an earlier slot than the newest counts as in it).
+    #[inline]
+    pub fn push(&mut self, at_ms: i64, x: f64, slot_ms: i64) {
+        // Most points fall in the newest slot or the next one: compares against its end
+        // (cached) instead of the division that locates a slot.
+        if self.slot.is_none() || at_ms >= self.cache.end {
+            let slot_ms = slot_ms.max(1);
+            match self.slot {
+                // The next slot, with the cache valid: one slot to clear, no arithmetic
+                // on slot numbers (at 5-minute sampling, every point).
+                Some(s)
+                    if self.cache.end != i64::MIN
+                        && at_ms < self.cache.end.saturating_add(slot_ms) =>
+                {
+                    let head = (self.cache.head + 1) % SLOTS;
+                    self.sums[head] = 0.0;
+                    self.counts[head] = 0;
+                    self.slot = Some(s + 1);
+                    self.cache = SlotCache {
+                        end: self.cache.end.saturating_add(slot_ms),
+                        head,
+                    };
+                }
+                _ => self.advance(at_ms, slot_ms),
+            }
+        }
+        let i = self.cache.head;
+        self.sums[i] += x as f32;
+        self.counts[i] = self.counts[i].saturating_add(1);
+    }
+
+    /// Moves the newest slot to the one holding `at_ms` (if later), clearing the slots
+    /// passed, and refreshes the cache.
+    fn advance(&mut self, at_ms: i64, slot_ms: i64) {
+        let slot = match self.slot {
+            Some(s) if at_ms < (s + 1).saturating_mul(slot_ms) => s,
+            Some(s) if at_ms < (s + 2).saturating_mul(slot_ms) => s + 1,
+            _ => at_ms.div_euclid(slot_ms),
+        };
+        match self.slot {
+            Some(old) if slot > old => {
+                for s in old + 1..=old + (slot - old).min(SLOTS as i64) {
+                    let i = s.rem_euclid(SLOTS as i64) as usize;
+                    self.sums[i] = 0.0;
+                    self.counts[i] = 0;
+                }
+                self.slot = Some(slot);
+            }
+            Some(_) => {}
+            None => self.slot = Some(slot),
+        }
+        let newest = self.slot.unwrap_or(slot);
+        self.first.get_or_insert(newest);
+        self.cache = SlotCache {
+            end: (newest + 1).saturating_mul(slot_ms),
+            head: newest.rem_euclid(SLOTS as i64) as usize,
+        };
+    }
+
+    /// True once the values span the whole window (`SLOTS` slots since the first).
+    #[inline]
+    pub fn is_full(&self) -> bool {
+        matches!((self.slot, self.first), (Some(s), Some(f)) if s - f >= SLOTS as i64 - 1)
+    }
+
+    /// Mean of the values in the window (0 when empty).
+    #[inline]
+    pub fn mean(&mut self) -> f64 {
+        // Four lanes, so the sum is not one long chain of dependent additions.
+        let mut lanes = [0.0f64; 4];
+        for chunk in self.sums.chunks_exact(4) {
+            for (l, &v) in lanes.iter_mut().zip(chunk) {
+                *l += f64::from(v);
+            }
+        }
+        let sum = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+        let count: u32 = self.counts.iter().sum();
+        if count == 0 {
+            0.0
+        } else {
+            sum * self.inv_count.of(f64::from(count))
+        }
+    }
+}
+
+/// Weighted least-squares line of value against time, with exponentially decaying
+/// weights in time (the same `decay_weight` as every memory): O(1) per point, seven
+/// numbers of state whatever the sampling rate. Kept as the weighted means of time and
+/// value and their centred second moments (West's form), which stay accurate where raw
+/// sums of `t²` and `t·y` would cancel.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TimeLine {
+    /// Time of the first point (ms); times are seconds since it.
+    anchor: Option<i64>,
+    /// Time of the newest point (ms).
+    newest: i64,
+    /// The newest positive step between points (ms), the "tick" of `forecast(h)`.
+    step: i64,
+    /// Total weight (as `DecayingMoments::weight`).
+    weight: f64,
+    /// Weighted mean time (s since `anchor`).
+    mean_t: f64,
+    /// Weighted mean value.
+    mean_y: f64,
+    /// Weighted sum of squared time deviations.
+    stt: f64,
+    /// Weighted sum of time × value deviations.
+    sty: f64,
+    /// Points folded in (saturating).
+    n: u32,
+    /// `1/weight`.
+    #[serde(skip)]
+    inv_weight: Reciprocal,
+}
+
+impl TimeLine {
+    /// Seconds of `at_ms` since the anchor.
+    #[inline]
+    fn secs(&self, at_ms: i64) -> f64 {
+        at_ms.saturating_sub(self.anchor.unwrap_or(at_ms)) as f64 * 1e-3
+    }
+
+    /// Folds in `y` at `at_ms` with weight `a`.
+    #[inline]
+    pub fn push(&mut self, at_ms: i64, y: f64, a: f64) {
+        if self.anchor.is_none() {
+            self.anchor = Some(at_ms);
+            self.newest = at_ms;
+            self.mean_y = y;
+            self.n = 1;
+            return;
+        }
+        if at_ms > self.newest {
+            self.step = at_ms - self.newest;
+            self.newest = at_ms;
+        }
+        let t = self.secs(at_ms);
+        let w = if self.weight == 0.0 { a } else { self.weight };
+        let keep = 1.0 - a;
+        let total = keep * w + a;
+        if total > 0.0 {
+            let f = a * self.inv_weight.of(total);
+            let dt = t - self.mean_t;
+            let dy = y - self.mean_y;
+            self.mean_t += f * dt;
+            self.mean_y += f * dy;
+            self.stt = keep * self.stt + a * dt * (t - self.mean_t);
+            self.sty = keep * self.sty + a * dt * (y - self.mean_y);
+            self.weight = total;
+        }
+        self.n = self.n.saturating_add(1);
+    }
+
+    /// Points folded in.
+    pub fn len(&self) -> usize {
+        self.n as usize
+    }
+
+    /// True before the first point.
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
+    /// Slope in value per second; `None` before two points at different times.
+    pub fn slope(&self) -> Option<f64> {
+        (self.n >= 2 && self.stt > 0.0).then(|| self.sty / self.stt)
+    }
+
+    /// The line's value at `at_ms`; `None` before two points at different times.
+    pub fn value_at(&self, at_ms: i64) -> Option<f64> {
+        let slope = self.slope()?;
+        let y = self.mean_y + slope * (self.secs(at_ms) - self.mean_t);
+        y.is_finite().then_some(y)
+    }
+
+    /// Time of the newest point (ms), if any.
+    pub fn newest(&self) -> Option<i64> {
+        self.anchor.map(|_| self.newest)
+    }
+
+    /// The newest step between points (ms; 0 before two points at different times).
+    pub fn step_ms(&self) -> i64 {
+        self.step
+    }
+}
+
+/// Floats kept as `f32` to halve the memory of large arrays (the seasonal buckets), and
+/// serialised as one Z85 string of their bit patterns (five characters a value, about a
+/// third of their size as JSON numbers) that is exact, NaN markers included, so
+/// a restored state continues bit for bit. Compared by bits, so NaN markers compare
+/// equal.
+#[derive(Clone, Default)]
+pub struct F32s(pub Vec<f32>);
+
+impl PartialEq for F32s {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.len() == other.0.len()
+            && self
+                .0
+                .iter()
+                .zip(&other.0)
+                .all(|(a, b)| a.to_bits() == b.to_bits())
+    }
+}
+
+impl fmt::Debug for F32s {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(&self.0).finish()
+    }
+}
+
+impl Serialize for F32s {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&z85_encode(&self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for F32s {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        z85_decode(&text)
+            .map(F32s)
+            .ok_or_else(|| serde::de::Error::custom("not the Z85 text of f32 values"))
+    }
+}
+
+/// The Z85 alphabet (ZeroMQ RFC 32): 85 printable characters, none of which JSON
+/// escapes, so four bytes take five characters (base64 takes 5⅓).
+const Z85: &[u8; 85] =
+    b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#";
+
+/// Z85 text of `values`' bit patterns (each value as a big-endian 32-bit word, as Z85
+/// reads its input).
+fn z85_encode(values: &[f32]) -> String {
+    let mut out = String::with_capacity(values.len() * 5);
+    for v in values {
+        let mut n = u32::from_le_bytes(v.to_le_bytes());
+        let mut digits = [0u8; 5];
+        for d in digits.iter_mut().rev() {
+            *d = Z85[(n % 85) as usize];
+            n /= 85;
+        }
+        out.extend(digits.iter().map(|&d| char::from(d)));
+    }
+    out
+}
+
+/// Inverse of `z85_encode`; `None` on anything else.
+fn z85_decode(text: &str) -> Option<Vec<f32>> {
+    let text = text.as_bytes();
+    if text.len() % 5 != 0 {
+        return None;
+    }
+    text.chunks(5)
+        .map(|chunk| {
+            let mut n = 0u64;
+            for &c in chunk {
+                n = n * 85 + Z85.iter().position(|&z| z == c)? as u64;
+            }
+            let bits = u32::try_from(n).ok()?;
+            Some(f32::from_le_bytes(bits.to_le_bytes()))
+        })
+        .collect()
+}
+
+/// Serde for a fixed array of `f32` in the compact form of `F32s`.
+pub mod f32_array {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Writes the array as one Z85 string.
+    pub fn serialize<S: Serializer, const N: usize>(v: &[f32; N], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::z85_encode(v))
+    }
+
+    /// Reads an array written by `serialize` (exactly `N` values).
+    pub fn deserialize<'de, D: Deserializer<'de>, const N: usize>(
+        d: D,
+    ) -> Result<[f32; N], D::Error> {
+        let text = String::deserialize(d)?;
+        super::z85_decode(&text)
+            .and_then(|v| <[f32; N]>::try_from(v).ok())
+            .ok_or_else(|| serde::de::Error::custom("not the Z85 text of the expected f32 values"))
     }
 }
 
@@ -421,16 +900,18 @@ impl<'de> Deserialize<'de> for Ring {
     }
 }
 
-/// A fixed-capacity window of the latest values with their mean and variance in O(1).
+/// The values of a time window, at most one per time slot, with their mean and variance
+/// in O(1): each value is held with its slot number, the values whose slot has left the
+/// window are evicted (however long ago the newest arrived), and a value for a slot that
+/// already has one is not added. The slot width (window / capacity) bounds the memory
+/// whatever the sampling rate; sampling coarser than a slot keeps every point.
 ///
-/// Sums are kept relative to a pivot (the first value of the current epoch) and rebuilt
-/// from the buffer once per `cap` evictions, so rounding error cannot accumulate.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct RollingMoments {
-    /// Maximum number of values held.
-    cap: usize,
-    /// The values, oldest first.
-    buf: Ring,
+/// Sums are kept relative to a pivot (the oldest value at the last rebuild) and rebuilt
+/// from the buffer once per capacity of evictions, so rounding error cannot accumulate.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TimedMoments {
+    /// (slot number, value), oldest first.
+    buf: VecDeque<(i64, f64)>,
     /// Shift subtracted before summing, for numerical stability.
     pivot: f64,
     /// Sum of `x - pivot`.
@@ -439,53 +920,49 @@ pub struct RollingMoments {
     sumsq: f64,
     /// Evictions since the last rebuild.
     since_rebuild: usize,
-    /// `1/len` for the mean.
-    #[serde(skip)]
-    inv_len: Reciprocal,
 }
 
-impl RollingMoments {
-    /// An empty window of capacity `cap` (at least 1).
-    pub fn new(cap: usize) -> Self {
-        let cap = cap.max(1);
-        RollingMoments {
-            cap,
-            buf: Ring::with_capacity(cap),
-            pivot: 0.0,
-            sum: 0.0,
-            sumsq: 0.0,
-            since_rebuild: 0,
-            inv_len: Reciprocal::default(),
-        }
-    }
-
-    /// Appends `x`, evicting the oldest value when full. O(1) amortised.
+impl TimedMoments {
+    /// Evicts the values of slots before `first_slot`. O(1) amortised.
     #[inline]
-    pub fn push(&mut self, x: f64) {
-        if self.buf.is_empty() {
-            self.pivot = x;
-        }
-        // Updated in locals and stored once (see `LinearTrend::push`).
-        let (mut sum, mut sumsq) = (self.sum, self.sumsq);
-        if let Some(old) = self.buf.push_evict(x, self.cap) {
-            let d = old - self.pivot;
-            sum -= d;
-            sumsq -= d * d;
+    pub fn evict_before(&mut self, first_slot: i64) {
+        while let Some(&(slot, x)) = self.buf.front() {
+            if slot >= first_slot {
+                break;
+            }
+            self.buf.pop_front();
+            let d = x - self.pivot;
+            self.sum -= d;
+            self.sumsq -= d * d;
             self.since_rebuild += 1;
         }
-        let d = x - self.pivot;
-        (self.sum, self.sumsq) = (sum + d, sumsq + d * d);
-        self.inv_len.of(self.buf.len() as f64);
-        if self.since_rebuild >= self.cap {
+        if self.buf.is_empty() {
+            (self.sum, self.sumsq, self.since_rebuild) = (0.0, 0.0, 0);
+        } else if self.since_rebuild >= self.buf.len() {
             self.rebuild();
         }
     }
 
+    /// Adds `x` for `slot` unless the newest value is from that slot (or a later one).
+    #[inline]
+    pub fn push(&mut self, slot: i64, x: f64) {
+        if self.buf.back().is_some_and(|&(s, _)| s >= slot) {
+            return;
+        }
+        if self.buf.is_empty() {
+            self.pivot = x;
+        }
+        let d = x - self.pivot;
+        self.sum += d;
+        self.sumsq += d * d;
+        self.buf.push_back((slot, x));
+    }
+
     fn rebuild(&mut self) {
-        self.pivot = self.buf.front().unwrap_or(0.0);
+        self.pivot = self.buf.front().map_or(0.0, |&(_, x)| x);
         self.sum = 0.0;
         self.sumsq = 0.0;
-        for x in self.buf.iter() {
+        for &(_, x) in &self.buf {
             let d = x - self.pivot;
             self.sum += d;
             self.sumsq += d * d;
@@ -498,14 +975,9 @@ impl RollingMoments {
         self.buf.len()
     }
 
-    /// True when nothing has been pushed.
+    /// True when nothing is held.
     pub fn is_empty(&self) -> bool {
         self.buf.is_empty()
-    }
-
-    /// True once `cap` values are held.
-    pub fn is_full(&self) -> bool {
-        self.buf.len() == self.cap
     }
 
     /// Mean of the values held (0 when empty).
@@ -514,7 +986,7 @@ impl RollingMoments {
         if self.buf.is_empty() {
             0.0
         } else {
-            self.pivot + self.sum * self.inv_len.peek(self.buf.len() as f64)
+            self.pivot + self.sum / self.buf.len() as f64
         }
     }
 
@@ -533,11 +1005,6 @@ impl RollingMoments {
     #[inline]
     pub fn std(&self) -> f64 {
         self.var().sqrt()
-    }
-
-    /// The oldest value held.
-    pub fn oldest(&self) -> Option<f64> {
-        self.buf.front()
     }
 }
 
@@ -610,12 +1077,17 @@ impl OrderWindow {
         self.fifo.is_empty()
     }
 
+    /// Removes the oldest value, if any. O(log w) expected.
+    pub fn pop_oldest(&mut self) -> Option<f64> {
+        let (key, seq) = self.fifo.pop_front()?;
+        self.root = self.remove(self.root, key, seq);
+        Some(key)
+    }
+
     /// Appends `x` (finite), evicting the oldest value when full.
     pub fn push(&mut self, x: f64) {
-        if self.fifo.len() == self.cap
-            && let Some((key, seq)) = self.fifo.pop_front()
-        {
-            self.root = self.remove(self.root, key, seq);
+        if self.fifo.len() == self.cap {
+            self.pop_oldest();
         }
         let seq = self.next_seq;
         self.next_seq = self.next_seq.wrapping_add(1);
@@ -864,19 +1336,156 @@ mod tests {
     }
 
     #[test]
-    fn rolling_moments_match_brute_force() {
-        let mut w = RollingMoments::new(10);
-        let mut all = Vec::new();
+    fn timed_moments_match_brute_force() {
+        // One value per slot, a window of 10 slots, with skipped slots (gaps) and a
+        // second value in a slot (ignored).
+        let mut w = TimedMoments::default();
+        let mut held: Vec<(i64, f64)> = Vec::new();
+        let mut slot = 0i64;
         for i in 0..500 {
-            let v = 1e6 + (i as f64 * 0.37).sin() * 3.0;
-            w.push(v);
-            all.push(v);
-            let win = &all[all.len().saturating_sub(10)..];
-            let m = win.iter().sum::<f64>() / win.len() as f64;
-            let var = win.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / win.len() as f64;
+            slot += match i % 37 {
+                0 => 7,
+                5 => 0,
+                _ => 1,
+            };
+            let v = 1e6 + (f64::from(i) * 0.37).sin() * 3.0;
+            w.evict_before(slot - 9);
+            held.retain(|&(s, _)| s >= slot - 9);
+            w.push(slot, v);
+            if held.last().is_none_or(|&(s, _)| s < slot) {
+                held.push((slot, v));
+            }
+            let n = held.len() as f64;
+            let m = held.iter().map(|p| p.1).sum::<f64>() / n;
+            let var = held.iter().map(|p| (p.1 - m) * (p.1 - m)).sum::<f64>() / n;
+            assert_eq!(w.len(), held.len());
             assert!((w.mean() - m).abs() < 1e-6);
-            assert!((w.var() - var).abs() < 1e-6);
+            assert!((w.var() - var).abs() < 1e-6, "{} vs {var}", w.var());
         }
+    }
+
+    #[test]
+    fn decaying_memories_forget_in_time_not_in_points() {
+        // The same hour at 5-minute and at 15-second steps leaves the same weight on
+        // what came before it.
+        let tau = 4.0 * 3_600_000.0;
+        let run = |step: i64| {
+            let mut m = DecayingMoments::default();
+            let n = 3_600_000 / step;
+            for k in 0..2 * n {
+                let a = if k == 0 { 0.0 } else { decay_weight(step, tau) };
+                m.push(if k < n { 0.0 } else { 1.0 }, a);
+            }
+            m.mean
+        };
+        let (coarse, fine) = (run(300_000), run(15_000));
+        // An hour of zeros, then an hour of ones: the ones weigh a little more (they are
+        // newer), at either rate.
+        assert!((coarse - fine).abs() < 0.01, "{coarse} vs {fine}");
+        assert!(coarse > 0.5 && coarse < 0.6, "{coarse}");
+        // A gap counts as one hour at most here, and as four usual steps in a `Clock`.
+        assert_eq!(
+            decay_weight(86_400_000, tau),
+            decay_weight(MAX_STEP_MS, tau)
+        );
+        let mut clock = Clock::default();
+        assert_eq!(clock.step(0), None);
+        for k in 1..=20 {
+            assert_eq!(clock.step(k * 300_000), Some(300_000));
+        }
+        assert_eq!(clock.step(20 * 300_000 + 3 * 86_400_000), Some(1_200_000));
+        assert_eq!(clock.step(20 * 300_000 + 3 * 86_400_000), Some(0));
+        let mut hourly = Clock::default();
+        hourly.step(0);
+        for k in 1..=20 {
+            assert_eq!(hourly.step(k * 3_600_000), Some(3_600_000));
+        }
+        assert_eq!(decay_weight(0, tau), 0.0);
+        assert_eq!(decay_weight(-5, tau), 0.0);
+        let mut d = Decay::default();
+        for dt in [300_000, 300_000, 15_000, 86_400_000, -1] {
+            assert_eq!(d.weight(dt, tau).to_bits(), decay_weight(dt, tau).to_bits());
+        }
+    }
+
+    #[test]
+    fn slot_mean_is_a_time_window() {
+        let slot = 300_000;
+        // 5-minute points: the last twelve.
+        let mut w = SlotMean::default();
+        for i in 0..30 {
+            w.push(i * slot, i as f64, slot);
+            let first = (i - 11).max(0);
+            let want = (first..=i).sum::<i64>() as f64 / (i - first + 1) as f64;
+            assert_eq!(w.mean(), want);
+            assert_eq!(w.is_full(), i >= 11, "at {i}");
+        }
+        // A gap longer than the window leaves only the new point.
+        w.push(100 * slot, 5.0, slot);
+        assert_eq!(w.mean(), 5.0);
+        assert!(w.is_full());
+        // 15-second points: the last hour, in 5-minute steps.
+        let mut w = SlotMean::default();
+        for i in 0..2000i64 {
+            w.push(i * 15_000, (i / 240) as f64, slot);
+        }
+        // Slots 88..=99 hold points 1760..=1999: 7 up to 1919, then 8.
+        let want = (160.0 * 7.0 + 80.0 * 8.0) / 240.0;
+        assert!((w.mean() - want).abs() < 1e-12, "{} vs {want}", w.mean());
+        // Hourly points: only the newest is in the last hour; the second fills it.
+        let mut h = SlotMean::default();
+        h.push(0, 1.0, slot);
+        assert!(!h.is_full());
+        h.push(12 * slot, 3.0, slot);
+        assert_eq!(h.mean(), 3.0);
+        assert!(h.is_full());
+    }
+
+    #[test]
+    fn time_line_fits_a_line_whatever_the_spacing() {
+        let mut line = TimeLine::default();
+        assert_eq!(line.value_at(0), None);
+        let mut t = 1_400_000_000_000i64;
+        for i in 0..500 {
+            t += [15_000, 300_000, 3_600_000, 7][i % 4];
+            let y = 7.0 + 0.003 * (t - 1_400_000_000_000) as f64 * 1e-3;
+            line.push(t, y, decay_weight(t % 1000 + 60_000, 3_600_000.0));
+        }
+        let at = t + 7_200_000;
+        let want = 7.0 + 0.003 * (at - 1_400_000_000_000) as f64 * 1e-3;
+        let got = line.value_at(at).unwrap();
+        assert!((got - want).abs() < 1e-9 * want, "{got} vs {want}");
+        // A constant is exact.
+        let mut c = TimeLine::default();
+        for i in 0..100 {
+            c.push(i * 300_000, 42.5, decay_weight(300_000, 3_600_000.0));
+        }
+        assert_eq!(c.value_at(1_000_000_000), Some(42.5));
+    }
+
+    #[test]
+    fn f32s_round_trip_through_z85_exactly() {
+        for n in 0..9 {
+            let v = F32s(
+                (0..n)
+                    .map(|i| i as f32 * -1.37e-3)
+                    .chain([f32::NAN])
+                    .collect(),
+            );
+            let json = serde_json::to_string(&v).unwrap();
+            let back: F32s = serde_json::from_str(&json).unwrap();
+            assert_eq!(back, v, "{json}");
+        }
+        // The example of the Z85 specification.
+        let bytes = [0x86, 0x4F, 0xD2, 0x6F, 0xB5, 0x59, 0xF7, 0x5B];
+        let words: Vec<f32> = bytes
+            .chunks(4)
+            .map(|c| f32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        assert_eq!(z85_encode(&words), "HelloWorld");
+        assert!(z85_decode("Hell").is_none());
+        assert!(z85_decode("\"\"\"\"\"").is_none());
+        assert!(serde_json::from_str::<F32s>("\"Hell\"").is_err());
     }
 
     #[test]
