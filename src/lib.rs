@@ -4,8 +4,9 @@
 //! `core` decides (pure, deterministic), `policy` turns SRE-edited YAML into validated
 //! engine configuration, `sim` replays traces through the same core offline. `fsutil`
 //! holds the atomic file write that everything writing files shares. `bench` is
-//! benchmark tooling (the NAB scorer), outside the control path. `cli` is the `phoenix`
-//! command line (argument parsing and wiring only); `src/main.rs` just runs it.
+//! benchmark tooling (the NAB scorer), outside the control path. `loadgen` is the workload
+//! exporter that integration tests and benchmarks have Prometheus scrape. `cli` is the
+//! `phoenix` command line (argument parsing and wiring only); `src/main.rs` just runs it.
 
 pub mod bench;
 pub mod cli;
@@ -13,5 +14,6 @@ pub mod core;
 pub mod daemon;
 pub mod fsutil;
 pub mod journal;
+pub mod loadgen;
 pub mod policy;
 pub mod sim;

@@ -4,14 +4,15 @@
 //!
 //! One module per command group, each with its arguments (an `Args` struct or a
 //! `Subcommand` enum), a `run` function returning the exit code, and its own error enum:
-//! `simulate`, `policy` (`policy check`), `anomaly` (`anomaly score|bench`), `replay`. Adding a group
-//! (`replay`, `run`, `loadgen`) is a new module here, a variant of `Command`, an arm in
+//! `simulate`, `policy` (`policy check`), `anomaly` (`anomaly score|bench`), `replay`,
+//! `loadgen` (the workload exporter). Adding a group (`run`) is a new module here, a variant of `Command`, an arm in
 //! [`run`] and, if it can fail, a variant of [`CliError`]. Shared pieces: `args` (value
 //! parsers for durations, ladders, rescaling), [`output`] (output path checks) and
 //! `progress` (the progress bar).
 
 pub mod anomaly;
 mod args;
+pub mod loadgen;
 pub mod output;
 pub mod policy;
 mod progress;
@@ -47,6 +48,9 @@ enum Command {
     },
     /// Re-run a journal: check record/replay parity, or try another policy on it.
     Replay(replay::ReplayArgs),
+    /// Serve a workload for tests and benchmarks: Prometheus metrics whose series count
+    /// follows a level, schedule or trace per pipeline.
+    Loadgen(loadgen::LoadgenArgs),
 }
 
 /// Why a command failed. Each message is one line naming what to fix; the command's own
@@ -62,6 +66,9 @@ pub enum CliError {
     /// `phoenix replay` failed.
     #[error(transparent)]
     Replay(#[from] replay::ReplayError),
+    /// `phoenix loadgen` failed.
+    #[error(transparent)]
+    Loadgen(#[from] loadgen::LoadgenError),
 }
 
 /// Runs the parsed command line; the exit code is the command's verdict.
@@ -71,5 +78,6 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Policy { command } => policy::run(command),
         Command::Anomaly { command } => anomaly::run(command)?,
         Command::Replay(args) => replay::run(args)?,
+        Command::Loadgen(args) => loadgen::run(args)?,
     })
 }

@@ -1,0 +1,439 @@
+//! Real components for integration tests (DESIGN.md, "Real components in tests"): a
+//! Prometheus server (Debian's `prometheus` from PATH) on a free loopback port with its own
+//! temporary storage, a `phoenix loadgen` process, a small blocking client for their HTTP
+//! APIs, and [`wait_until`], which polls a condition up to a deadline instead of sleeping
+//! and hoping. Every process is killed (and reaped) when its handle is dropped, also when
+//! a test panics.
+//!
+//! Shared by the integration tests through `mod common;`; each test binary uses only part
+//! of it, hence the `dead_code` allowance.
+
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different part of these helpers"
+)]
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::OnceLock;
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How often [`wait_until`] and the readiness checks poll.
+pub const POLL: Duration = Duration::from_millis(100);
+
+/// How long Prometheus may take to be ready (it replays an empty WAL: normally < 2 s).
+const READY_DEADLINE: Duration = Duration::from_secs(30);
+
+/// How long loadgen may take to print its address.
+const LOADGEN_START_DEADLINE: Duration = Duration::from_secs(20);
+
+/// Attempts to start Prometheus when the free port found was taken in between.
+const START_ATTEMPTS: u32 = 5;
+
+/// Bound of every HTTP request the helpers make.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Polls `check` every [`POLL`] until it returns `Ok`, for at most `deadline`; panics
+/// naming `what` and the last `Err` (what was seen instead) when time runs out.
+pub fn wait_until<T>(
+    what: &str,
+    deadline: Duration,
+    mut check: impl FnMut() -> Result<T, String>,
+) -> T {
+    let start = Instant::now();
+    let max_checks = (deadline.as_millis() / POLL.as_millis()) as u64 + 1;
+    let mut last = String::from("never checked");
+    for _ in 0..max_checks {
+        match check() {
+            Ok(v) => return v,
+            Err(seen) => last = seen,
+        }
+        if start.elapsed() >= deadline {
+            break;
+        }
+        thread::sleep(POLL);
+    }
+    panic!("timed out after {deadline:?} waiting for {what}; last seen: {last}");
+}
+
+/// A loopback port that was free a moment ago (bound with port 0, then released); the
+/// caller retries on the rare collision.
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local address").port()
+}
+
+/// The `prometheus` binary on PATH. A missing binary fails the test: CI installs it, so a
+/// skip would hide a broken setup.
+fn prometheus_binary() -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("prometheus"))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "the `prometheus` binary is not on PATH: these tests need a real Prometheus. \
+                 CI installs it in .ci/run with `apt-get install -y prometheus`; do the same here"
+            )
+        })
+}
+
+/// The last `n` lines of a log file, for failure messages.
+fn tail(path: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// A scrape job: Prometheus scrapes `target` (`127.0.0.1:PORT`) every second as `job`.
+pub fn static_job(job: &str, target: &str) -> String {
+    format!("  - job_name: {job:?}\n    static_configs:\n      - targets: [{target:?}]\n")
+}
+
+/// A running Prometheus, killed when dropped.
+pub struct Prometheus {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// Config, storage and log; removed when dropped (after the process is gone).
+    dir: tempfile::TempDir,
+}
+
+impl Prometheus {
+    /// Starts Prometheus scraping `(job, target)` pairs every second, and waits until it
+    /// is ready.
+    pub fn start(jobs: &[(&str, &str)]) -> Prometheus {
+        let scrape_configs: String = jobs.iter().map(|(j, t)| static_job(j, t)).collect();
+        Prometheus::start_with(&scrape_configs)
+    }
+
+    /// Starts Prometheus with these `scrape_configs` entries (YAML list items indented by
+    /// two spaces, like [`static_job`]'s) under a 1 s global scrape interval, and waits
+    /// until `/-/ready` answers 200.
+    pub fn start_with(scrape_configs: &str) -> Prometheus {
+        let binary = prometheus_binary();
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let config = dir.path().join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\nscrape_configs:\n{scrape_configs}"
+            ),
+        )
+        .expect("write prometheus.yml");
+        let log = dir.path().join("prometheus.log");
+        let mut last_failure = String::new();
+        for _ in 0..START_ATTEMPTS {
+            let port = free_port();
+            let stderr = File::create(&log).expect("create prometheus.log");
+            let data = dir.path().join("data");
+            let mut child = Command::new(&binary)
+                .arg(format!("--config.file={}", config.display()))
+                .arg(format!("--storage.tsdb.path={}", data.display()))
+                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+                .arg("--web.enable-lifecycle")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(stderr)
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+            let url = format!("http://127.0.0.1:{port}");
+            match wait_ready(&mut child, &url, &data, &log) {
+                Ok(()) => return Prometheus { child, url, dir },
+                Err(Exit::PortTaken) => last_failure = tail(&log, 5),
+                Err(Exit::Failed(why)) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("{why}");
+                }
+            }
+        }
+        panic!("Prometheus found its port taken {START_ATTEMPTS} times; last log:\n{last_failure}");
+    }
+
+    /// Prometheus' log so far (for failure messages).
+    pub fn log(&self) -> String {
+        tail(&self.dir.path().join("prometheus.log"), 50)
+    }
+
+    /// Runs an instant query; see [`query`].
+    pub fn query(&self, promql: &str) -> Result<Vec<Sample>, String> {
+        query(&self.url, promql)
+    }
+}
+
+/// Whether the Prometheus at `url` stores its data in `data`.
+fn serves_from(url: &str, data: &Path) -> bool {
+    let Ok((200, body)) = get(&format!("{url}/api/v1/status/flags")) else {
+        return false;
+    };
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    json["data"]["storage.tsdb.path"].as_str() == data.to_str()
+}
+
+/// How a start attempt ended.
+enum Exit {
+    /// The port was taken between finding it and Prometheus binding it: try another.
+    PortTaken,
+    /// Anything else: fail the test with this message.
+    Failed(String),
+}
+
+/// Polls `/-/ready` until 200 from this very Prometheus (its storage path is `data`: a
+/// server that took the port in between answers too), the process exits, or the deadline
+/// passes.
+fn wait_ready(child: &mut Child, url: &str, data: &Path, log: &Path) -> Result<(), Exit> {
+    let ready = format!("{url}/-/ready");
+    let start = Instant::now();
+    let max_checks = (READY_DEADLINE.as_millis() / POLL.as_millis()) as u64 + 1;
+    for _ in 0..max_checks {
+        if let Some(status) = child.try_wait().expect("poll prometheus") {
+            let text = tail(log, 20);
+            if text.contains("address already in use") {
+                return Err(Exit::PortTaken);
+            }
+            return Err(Exit::Failed(format!(
+                "Prometheus exited ({status}) before it was ready; its log ends:\n{text}"
+            )));
+        }
+        if matches!(get(&ready), Ok((200, _))) && serves_from(url, data) {
+            return Ok(());
+        }
+        if start.elapsed() >= READY_DEADLINE {
+            break;
+        }
+        thread::sleep(POLL);
+    }
+    Err(Exit::Failed(format!(
+        "Prometheus was not ready within {READY_DEADLINE:?} at {ready}; its log ends:\n{}",
+        tail(log, 20)
+    )))
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A running `phoenix loadgen`, killed when dropped.
+pub struct Loadgen {
+    child: Child,
+    /// `127.0.0.1:PORT`, as printed by loadgen (a scrape target).
+    pub addr: String,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// Holds loadgen's stderr.
+    dir: tempfile::TempDir,
+}
+
+impl Loadgen {
+    /// Starts `phoenix loadgen --listen 127.0.0.1:0 ARGS…` and reads the bound address from
+    /// its first line of stdout.
+    pub fn start(args: &[&str]) -> Loadgen {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let stderr_path = dir.path().join("stderr.log");
+        let stderr = File::create(&stderr_path).expect("create stderr.log");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_phoenix"))
+            .args(["loadgen", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("start phoenix loadgen");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        // Reads the first line for us, then drains stdout until loadgen exits, so a later
+        // line can never block it on a full pipe.
+        thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            let _ = tx.send(lines.next());
+            for _ in lines {}
+        });
+        let first = rx.recv_timeout(LOADGEN_START_DEADLINE);
+        let stderr_text = || tail(&stderr_path, 20);
+        let line = match first {
+            Ok(Some(Ok(line))) => line,
+            Ok(_) => {
+                let status = child.wait().expect("reap loadgen");
+                panic!(
+                    "loadgen {args:?} exited ({status}) without printing its address; stderr:\n{}",
+                    stderr_text()
+                );
+            }
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "loadgen {args:?} printed no address within {LOADGEN_START_DEADLINE:?}; stderr:\n{}",
+                    stderr_text()
+                );
+            }
+        };
+        let addr = line
+            .strip_prefix("loadgen listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line from loadgen: {line:?}"))
+            .to_string();
+        Loadgen {
+            child,
+            url: format!("http://{addr}"),
+            addr,
+            dir,
+        }
+    }
+
+    /// What loadgen wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits (bounded) for loadgen to exit; its exit status.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let pid = self.child.id() as libc::pid_t;
+        // SAFETY: kill(2) on the pid of our own child, which has not been reaped yet.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0, "kill -TERM");
+        wait_until(
+            "loadgen to exit after SIGTERM",
+            Duration::from_secs(10),
+            || match self.child.try_wait() {
+                Ok(Some(status)) => Ok(status),
+                Ok(None) => Err("still running".into()),
+                Err(e) => Err(e.to_string()),
+            },
+        )
+    }
+}
+
+impl Drop for Loadgen {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The blocking side of the helpers: one small runtime and client for the whole test
+/// binary (reqwest's blocking client is not enabled in this crate).
+struct Http {
+    runtime: tokio::runtime::Runtime,
+    client: reqwest::Client,
+}
+
+fn http() -> &'static Http {
+    static HTTP: OnceLock<Http> = OnceLock::new();
+    HTTP.get_or_init(|| Http {
+        runtime: tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("tokio runtime for the test helpers"),
+        client: reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .no_proxy()
+            .build()
+            .expect("HTTP client"),
+    })
+}
+
+/// Sends a request and returns the status and body, or what went wrong.
+fn send(request: reqwest::RequestBuilder) -> Result<(u16, String), String> {
+    http().runtime.block_on(async move {
+        let response = request.send().await.map_err(|e| e.to_string())?;
+        let status = response.status().as_u16();
+        let body = response.text().await.map_err(|e| e.to_string())?;
+        Ok((status, body))
+    })
+}
+
+/// `GET url`: status and body.
+pub fn get(url: &str) -> Result<(u16, String), String> {
+    send(http().client.get(url))
+}
+
+/// `GET url` with the response's `Content-Type` too.
+pub fn get_with_type(url: &str) -> Result<(u16, String, String), String> {
+    http().runtime.block_on(async move {
+        let response = http()
+            .client
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let body = response.text().await.map_err(|e| e.to_string())?;
+        Ok((status, content_type, body))
+    })
+}
+
+/// `PUT url` with a JSON body: status and body.
+pub fn put_json(url: &str, body: &serde_json::Value) -> Result<(u16, String), String> {
+    send(
+        http()
+            .client
+            .put(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.to_string()),
+    )
+}
+
+/// One element of an instant vector: its labels and value.
+pub type Sample = (BTreeMap<String, String>, f64);
+
+/// Runs an instant query against Prometheus at `prom_url`; the samples, or what went wrong
+/// (transport, HTTP status, API error, or an answer that is not a vector).
+pub fn query(prom_url: &str, promql: &str) -> Result<Vec<Sample>, String> {
+    let url =
+        reqwest::Url::parse_with_params(&format!("{prom_url}/api/v1/query"), [("query", promql)])
+            .map_err(|e| e.to_string())?;
+    let (status, body) = send(http().client.get(url))?;
+    let json: serde_json::Value =
+        serde_json::from_str(&body).map_err(|e| format!("HTTP {status}: {e}: {body}"))?;
+    if json["status"] != "success" {
+        return Err(format!("HTTP {status}: {body}"));
+    }
+    if json["data"]["resultType"] != "vector" {
+        return Err(format!("{promql} is not an instant vector: {body}"));
+    }
+    let results = json["data"]["result"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    results
+        .iter()
+        .map(|r| {
+            let labels = r["metric"]
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let value = r["value"][1]
+                .as_str()
+                .and_then(|v| v.parse::<f64>().ok())
+                .ok_or_else(|| format!("no value in {r}"))?;
+            Ok((labels, value))
+        })
+        .collect()
+}
+
+/// The samples as `label value -> sample value`, keyed by one label (e.g. `pipeline`).
+pub fn by_label(samples: &[Sample], label: &str) -> BTreeMap<String, f64> {
+    samples
+        .iter()
+        .map(|(labels, v)| (labels.get(label).cloned().unwrap_or_default(), *v))
+        .collect()
+}
