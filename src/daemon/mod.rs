@@ -5,3 +5,5 @@
 //!
 //! - `config`: the daemon config file (with `PHOENIX__SECTION__KEY` environment
 //!   overrides), validated at start with every problem at once.
+
+pub mod config;
