@@ -17,6 +17,7 @@ pub mod output;
 pub mod policy;
 mod progress;
 pub mod replay;
+pub mod run;
 pub mod simulate;
 
 use clap::{Parser, Subcommand};
@@ -48,6 +49,8 @@ enum Command {
     },
     /// Re-run a journal: check record/replay parity, or try another policy on it.
     Replay(replay::ReplayArgs),
+    /// Run the daemon: sample, decide, apply, serve metrics and the status API.
+    Run(run::RunArgs),
     /// Serve a workload for tests and benchmarks: Prometheus metrics whose series count
     /// follows a level, schedule or trace per pipeline.
     Loadgen(loadgen::LoadgenArgs),
@@ -66,6 +69,9 @@ pub enum CliError {
     /// `phoenix replay` failed.
     #[error(transparent)]
     Replay(#[from] replay::ReplayError),
+    /// `phoenix run` failed.
+    #[error(transparent)]
+    Run(#[from] run::RunCliError),
     /// `phoenix loadgen` failed.
     #[error(transparent)]
     Loadgen(#[from] loadgen::LoadgenError),
@@ -78,6 +84,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Policy { command } => policy::run(command),
         Command::Anomaly { command } => anomaly::run(command)?,
         Command::Replay(args) => replay::run(args)?,
+        Command::Run(args) => run::run(args)?,
         Command::Loadgen(args) => loadgen::run(args)?,
     })
 }

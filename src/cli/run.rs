@@ -159,7 +159,9 @@ fn plan(cfg: &DaemonConfig, policy: ValidatedPolicy) -> Result<RunPlan, RunCliEr
                 .timeout(p.timeout())
                 .default_headers(headers)
                 .build()
-                .map_err(|e| RunCliError::Unsupported(format!("cannot build the HTTP client: {e}")))?;
+                .map_err(|e| {
+                    RunCliError::Unsupported(format!("cannot build the HTTP client: {e}"))
+                })?;
             let url = p.url().to_string();
             let client = prometheus_http_query::Client::from(http, url.trim_end_matches('/'))
                 .map_err(|e| RunCliError::Unsupported(format!("prometheus.url {url}: {e}")))?;
@@ -192,9 +194,7 @@ fn plan(cfg: &DaemonConfig, policy: ValidatedPolicy) -> Result<RunPlan, RunCliEr
             };
             let mut trace = crate::sim::trace::read_trace(&path)?;
             let pipeline = r.pipeline().to_string();
-            let budget = cfg
-                .budget_for(&pipeline, &policy)
-                .unwrap_or(100_000.0);
+            let budget = cfg.budget_for(&pipeline, &policy).unwrap_or(100_000.0);
             if let Some(sc) = r.budget_scale() {
                 trace.rescale(sc.min * budget, sc.max * budget);
             }

@@ -293,14 +293,16 @@ impl ControllerState {
             send_apply(collector, pipeline, &slot.engine, decided, seq);
             slot.in_flight.insert(seq);
         }
-        obs.commands.clear();
-        obs.applies.clear();
-        slot.last_obs = obs.clone();
+        // The journal gets the observation as stepped; the next command step reuses its
+        // samples only.
         self.args
             .sink
             .lock()
             .await
             .step(now, &obs, &step, &slot.engine);
+        obs.commands.clear();
+        obs.applies.clear();
+        slot.last_obs = obs;
     }
 
     fn persist(&self) {
@@ -524,7 +526,9 @@ impl Actor for ControllerActor {
             ControllerMsg::ApplyDone { reports, .. } => {
                 for (p, r) in reports {
                     if let Some(slot) = st.slots.get_mut(&p) {
-                        slot.in_flight.remove(&r.seq);
+                        // Seqs grow per pipeline: a coalesced write reports the newest
+                        // apply, which supersedes the older ones it replaced.
+                        slot.in_flight.retain(|&s| s > r.seq);
                         if matches!(r.outcome, crate::core::ApplyOutcome::Applied) {
                             slot.in_force = Some(r.profile);
                         }

@@ -12,6 +12,7 @@
 //! - `run`: wiring and the signal handling of `phoenix run`.
 
 pub mod actuator;
+pub mod config;
 pub mod controller;
 pub mod detector;
 pub mod http;

@@ -194,11 +194,10 @@ impl Actor for RootActor {
         evt: SupervisionEvent,
         st: &mut RootState,
     ) -> Result<(), ActorProcessingErr> {
+        // Only a failure (a panic or an error out of a handler) is restarted: a child that
+        // stops normally was asked to (at shutdown).
         let (cell, why) = match evt {
             SupervisionEvent::ActorFailed(cell, err) => (cell, err.to_string()),
-            SupervisionEvent::ActorTerminated(cell, _, reason) => {
-                (cell, reason.unwrap_or_else(|| "stopped".to_string()))
-            }
             _ => return Ok(()),
         };
         let Some(name) = cell.get_name() else {

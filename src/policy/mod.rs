@@ -28,6 +28,9 @@ mod tests;
 
 pub use error::{PolicyError, Problem};
 pub use ladder::{LadderProblem, MIN_PROFILES, check_ladder};
+// The daemon config reports its problems the same way (positions, durations, PromQL).
+pub(crate) use locate::Positions;
+pub(crate) use validate::{dur, num, promql_problem};
 
 use crate::core::anomaly::DetectorKind;
 use crate::core::config::{

@@ -228,7 +228,7 @@ fn label_problem(label: &str) -> Option<String> {
 }
 
 /// Parses a PromQL query and checks it yields one series per pipeline.
-fn promql_problem(query: &str, group_by: &str) -> Option<String> {
+pub(crate) fn promql_problem(query: &str, group_by: &str) -> Option<String> {
     if query.trim().is_empty() {
         return Some("query must not be empty".to_string());
     }
