@@ -437,3 +437,103 @@ pub fn by_label(samples: &[Sample], label: &str) -> BTreeMap<String, f64> {
         .map(|(labels, v)| (labels.get(label).cloned().unwrap_or_default(), *v))
         .collect()
 }
+
+/// Any request: method, URL, extra headers and an optional body; status and body.
+pub fn request(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<String>,
+) -> Result<(u16, String), String> {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?;
+    let mut r = http().client.request(method, url);
+    for (k, v) in headers {
+        r = r.header(*k, *v);
+    }
+    if let Some(b) = body {
+        r = r
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(b);
+    }
+    send(r)
+}
+
+/// A running `phoenix run`, killed (and reaped) on drop.
+pub struct Daemon {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// Its stderr (the log).
+    log: PathBuf,
+}
+
+impl Daemon {
+    /// Starts `phoenix run --config CONFIG --listen 127.0.0.1:0` and reads the bound
+    /// address from its first line of stdout; the log goes to `log`.
+    pub fn start(config: &Path, log: &Path) -> Daemon {
+        let stderr = File::create(log).expect("create the daemon log");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_phoenix"))
+            .args(["run", "--config"])
+            .arg(config)
+            .args(["--listen", "127.0.0.1:0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("start phoenix run");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            let _ = tx.send(lines.next());
+            for _ in lines {}
+        });
+        let line = match rx.recv_timeout(LOADGEN_START_DEADLINE) {
+            Ok(Some(Ok(line))) => line,
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("phoenix run printed no address; log:\n{}", tail(log, 30));
+            }
+        };
+        let addr = line
+            .strip_prefix("phoenix listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line from phoenix run: {line:?}"))
+            .to_string();
+        Daemon {
+            child,
+            url: format!("http://{addr}"),
+            log: log.to_path_buf(),
+        }
+    }
+
+    /// The log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends `signal` and waits (bounded) for the exit; its status.
+    pub fn signal_and_wait(&mut self, signal: libc::c_int) -> ExitStatus {
+        let pid = self.child.id() as libc::pid_t;
+        // SAFETY: kill(2) on the pid of our own child, which has not been reaped yet.
+        unsafe {
+            libc::kill(pid, signal);
+        }
+        wait_until(
+            "phoenix run to exit",
+            Duration::from_secs(30),
+            || match self.child.try_wait() {
+                Ok(Some(s)) => Ok(s),
+                Ok(None) => Err("still running".to_string()),
+                Err(e) => Err(e.to_string()),
+            },
+        )
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
