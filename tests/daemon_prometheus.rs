@@ -205,25 +205,7 @@ fn the_daemon_escalates_when_the_load_crosses_the_budget() {
     let status = s.daemon.signal_and_wait(libc::SIGTERM);
     assert!(status.success(), "{status}; log:\n{}", s.daemon.log());
     assert!(s.dir.path().join("state/engines.json").exists());
-    let journal = std::fs::read_dir(s.dir.path().join("state/journal"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .next()
-        .expect("a journal segment");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_phoenix"))
-        .arg("replay")
-        .arg(&journal)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(text.contains("replayed with 0 divergences"), "{text}");
-    assert!(!text.contains("(0 switches reproduced)"), "{text}");
+    common::assert_journal_replays(&s.dir.path().join("state/journal"));
 }
 
 #[test]

@@ -248,39 +248,7 @@ impl Loadgen {
             .stderr(stderr)
             .spawn()
             .expect("start phoenix loadgen");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = mpsc::channel();
-        // Reads the first line for us, then drains stdout until loadgen exits, so a later
-        // line can never block it on a full pipe.
-        thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            let _ = tx.send(lines.next());
-            for _ in lines {}
-        });
-        let first = rx.recv_timeout(LOADGEN_START_DEADLINE);
-        let stderr_text = || tail(&stderr_path, 20);
-        let line = match first {
-            Ok(Some(Ok(line))) => line,
-            Ok(_) => {
-                let status = child.wait().expect("reap loadgen");
-                panic!(
-                    "loadgen {args:?} exited ({status}) without printing its address; stderr:\n{}",
-                    stderr_text()
-                );
-            }
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "loadgen {args:?} printed no address within {LOADGEN_START_DEADLINE:?}; stderr:\n{}",
-                    stderr_text()
-                );
-            }
-        };
-        let addr = line
-            .strip_prefix("loadgen listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line from loadgen: {line:?}"))
-            .to_string();
+        let addr = listening_addr(&mut child, "loadgen", "loadgen listening on ", &stderr_path);
         Loadgen {
             child,
             url: format!("http://{addr}"),
@@ -438,6 +406,58 @@ pub fn by_label(samples: &[Sample], label: &str) -> BTreeMap<String, f64> {
         .collect()
 }
 
+/// Reads the address a child process announces as its first stdout line
+/// (`PREFIX ADDR`), then keeps draining its stdout so a later line never blocks it on a
+/// full pipe. Kills the child and panics with the tail of `log` when it exits or stays
+/// silent.
+fn listening_addr(child: &mut Child, what: &str, prefix: &str, log: &Path) -> String {
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        let _ = tx.send(lines.next());
+        for _ in lines {}
+    });
+    let line = match rx.recv_timeout(LOADGEN_START_DEADLINE) {
+        Ok(Some(Ok(line))) => line,
+        first => {
+            let _ = child.kill();
+            let status = child.wait().expect("reap the child");
+            panic!(
+                "{what} ({status}) printed no address within {LOADGEN_START_DEADLINE:?} ({first:?}); log:\n{}",
+                tail(log, 30)
+            );
+        }
+    };
+    line.strip_prefix(prefix)
+        .unwrap_or_else(|| panic!("unexpected first line from {what}: {line:?}"))
+        .to_string()
+}
+
+/// Asserts that the journal segment in `dir` replays with zero divergences and at least
+/// one switch.
+pub fn assert_journal_replays(dir: &Path) {
+    let journal = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .flatten()
+        .map(|e| e.path())
+        .next()
+        .expect("a journal segment");
+    let out = Command::new(env!("CARGO_BIN_EXE_phoenix"))
+        .arg("replay")
+        .arg(&journal)
+        .output()
+        .expect("phoenix replay runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("replayed with 0 divergences"), "{text}");
+    assert!(!text.contains("(0 switches reproduced)"), "{text}");
+}
+
 /// Any request: method, URL, extra headers and an optional body; status and body.
 pub fn request(
     method: &str,
@@ -481,25 +501,7 @@ impl Daemon {
             .stderr(stderr)
             .spawn()
             .expect("start phoenix run");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            let _ = tx.send(lines.next());
-            for _ in lines {}
-        });
-        let line = match rx.recv_timeout(LOADGEN_START_DEADLINE) {
-            Ok(Some(Ok(line))) => line,
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("phoenix run printed no address; log:\n{}", tail(log, 30));
-            }
-        };
-        let addr = line
-            .strip_prefix("phoenix listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line from phoenix run: {line:?}"))
-            .to_string();
+        let addr = listening_addr(&mut child, "phoenix run", "phoenix listening on ", log);
         Daemon {
             child,
             url: format!("http://{addr}"),
