@@ -108,6 +108,7 @@ fn init_logging(cfg: &DaemonConfig) {
 /// Resolves the config and the policy into what the daemon runs.
 fn plan(cfg: &DaemonConfig, policy: ValidatedPolicy) -> Result<RunPlan, RunCliError> {
     let interval = cfg.effective_sampling_interval(&policy);
+    let signals = Arc::new(std::sync::RwLock::new(policy.signals().clone()));
     let watch: Vec<Watch> = cfg
         .watch()
         .iter()
@@ -165,14 +166,11 @@ fn plan(cfg: &DaemonConfig, policy: ValidatedPolicy) -> Result<RunPlan, RunCliEr
             let url = p.url().to_string();
             let client = prometheus_http_query::Client::from(http, url.trim_end_matches('/'))
                 .map_err(|e| RunCliError::Unsupported(format!("prometheus.url {url}: {e}")))?;
-            let s = policy.signals();
             (
                 Source::Prometheus {
                     client,
                     url,
-                    input: s.input.clone(),
-                    output: s.output.clone(),
-                    group_by: s.group_by.clone(),
+                    signals: signals.clone(),
                     watch: watch.clone(),
                 },
                 interval,
@@ -265,6 +263,7 @@ fn plan(cfg: &DaemonConfig, policy: ValidatedPolicy) -> Result<RunPlan, RunCliEr
             window: cfg.supervision().window(),
             backoff: cfg.supervision().backoff(),
         },
+        signals,
         detector: DetectorArgs {
             watch,
             kind: anomaly.map_or(crate::core::anomaly::DetectorKind::Ensemble, |a| a.detector),

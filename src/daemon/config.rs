@@ -3497,7 +3497,7 @@ collectors: [{ name: c, backend: file, file: { path: out/c.yaml } }]
             r.input(),
             &ReplayInput::Trace(manifest("configs/../simulations/traces/label-leak.csv"))
         );
-        assert_eq!(r.speed(), 60.0);
+        assert_eq!(r.speed(), 240.0);
         assert_eq!(r.budget_scale(), None);
         assert_eq!(c.pipelines().default_budget(), Some(100_000.0));
         assert_eq!(c.http().listen(), "127.0.0.1:9464".parse().unwrap());

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 /// What the watcher needs.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct PolicyWatcherArgs {
     /// The policy file.
     pub path: PathBuf,
@@ -20,6 +20,8 @@ pub struct PolicyWatcherArgs {
     pub sha256: String,
     /// How often the file is looked at.
     pub poll: Duration,
+    /// The sampler's queries, replaced by a reloaded policy's.
+    pub signals: super::sampler::SharedSignals,
 }
 
 /// Messages.
@@ -57,6 +59,9 @@ impl PolicyWatcherState {
                 metrics::gauge!(m::POLICY_RELOAD_SUCCESS).set(1.0);
                 metrics::counter!(m::POLICY_RELOADS, "outcome" => "ok").increment(1);
                 tracing::info!(path = %self.args.path.display(), policy = p.name(), trigger = why, "Policy reloaded.");
+                if let Ok(mut s) = self.args.signals.write() {
+                    *s = p.signals().clone();
+                }
                 if let Some(c) = super::supervisor::controller() {
                     let _ = c.send_message(ControllerMsg::Policy(Box::new(p)));
                 }

@@ -75,6 +75,8 @@ pub struct RunPlan {
     pub collectors: Vec<CollectorPlan>,
     /// Restart policy.
     pub restart: RestartPolicy,
+    /// The policy's queries, shared by the sampler and the policy watcher.
+    pub signals: super::sampler::SharedSignals,
     /// The detector's watch signals and settings.
     pub detector: super::detector::DetectorArgs,
 }
@@ -208,6 +210,7 @@ pub async fn run(plan: RunPlan) -> Result<(), RunError> {
             path: plan.policy_path.clone(),
             sha256: plan.policy.sha256(),
             poll: Duration::from_secs(1),
+            signals: plan.signals.clone(),
         },
     )));
     children.push(Child::Sampler(Box::new(SamplerArgs {

@@ -30,12 +30,9 @@ pub enum Source {
         client: Client,
         /// Base URL, for messages.
         url: String,
-        /// The policy's queries and group label.
-        input: String,
-        /// See `input`.
-        output: String,
-        /// Label naming the pipeline.
-        group_by: String,
+        /// The policy's queries and group label, shared with the policy watcher, which
+        /// replaces them when a reloaded policy changes them.
+        signals: SharedSignals,
         /// Extra signals for the detector, one query each.
         watch: Vec<super::detector::Watch>,
     },
@@ -55,6 +52,9 @@ pub enum Source {
         retention: Vec<(String, f64)>,
     },
 }
+
+/// The policy's signals, shared between the sampler and the policy watcher.
+pub type SharedSignals = Arc<std::sync::RwLock<crate::policy::Signals>>;
 
 /// What the sampler needs.
 #[derive(Clone)]
@@ -181,11 +181,15 @@ impl Actor for SamplerActor {
                     Source::Prometheus {
                         client,
                         url,
-                        input,
-                        output,
-                        group_by,
+                        signals,
                         watch,
                     } => {
+                        let crate::policy::Signals {
+                            input,
+                            output,
+                            group_by,
+                            ..
+                        } = signals.read().expect("signals lock").clone();
                         let now = wall_now();
                         if st.skip_next {
                             // Backing off: report the outage without asking.

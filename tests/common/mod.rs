@@ -156,6 +156,39 @@ impl Prometheus {
         panic!("Prometheus found its port taken {START_ATTEMPTS} times; last log:\n{last_failure}");
     }
 
+    /// Kills the server (as an outage would), keeping its folder for `restart`.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the server again on the same port, storage and config, and waits until it
+    /// is ready.
+    pub fn restart(&mut self) {
+        let port = self.url.rsplit(':').next().expect("a port").to_string();
+        let dir = self.dir.path();
+        let log = dir.join("prometheus.log");
+        let data = dir.join("data");
+        let stderr = File::create(&log).expect("create prometheus.log");
+        self.child = Command::new(prometheus_binary())
+            .arg(format!(
+                "--config.file={}",
+                dir.join("prometheus.yml").display()
+            ))
+            .arg(format!("--storage.tsdb.path={}", data.display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--web.enable-lifecycle")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("restart prometheus");
+        let url = self.url.clone();
+        if wait_ready(&mut self.child, &url, &data, &log).is_err() {
+            panic!("Prometheus did not come back on {url}: {}", tail(&log, 10));
+        }
+    }
+
     /// Prometheus' log so far (for failure messages).
     pub fn log(&self) -> String {
         tail(&self.dir.path().join("prometheus.log"), 50)
