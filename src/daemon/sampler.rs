@@ -104,12 +104,17 @@ fn wall_now() -> Timestamp {
 }
 
 /// Runs `query` and keeps each series' group label, value and time.
-async fn run_query(client: &Client, query: &str, group_by: &str, url: &str) -> SignalResult {
+/// `name` is the signal (`input`, `output`, or a watch signal's name): the metric label.
+async fn run_query(
+    client: &Client,
+    name: &str,
+    query: &str,
+    group_by: &str,
+    url: &str,
+) -> SignalResult {
     let started = Instant::now();
     let res = client.query(query).get().await;
-    let label = if query.len() > 40 { "query" } else { query };
-    let _ = label;
-    metrics::histogram!(m::QUERY_DURATION, "query" => group_by.to_string())
+    metrics::histogram!(m::QUERY_DURATION, "query" => name.to_string())
         .record(started.elapsed().as_secs_f64());
     match res {
         Err(e) => SignalResult::Error(format!("{url}: {e}")),
@@ -207,8 +212,8 @@ impl Actor for SamplerActor {
                         tokio::spawn(async move {
                             let started = Instant::now();
                             let (i, o) = tokio::join!(
-                                run_query(&client, &input, &group_by, &url),
-                                run_query(&client, &output, &group_by, &url)
+                                run_query(&client, "input", &input, &group_by, &url),
+                                run_query(&client, "output", &output, &group_by, &url)
                             );
                             let ok = !matches!(i, SignalResult::Error(_))
                                 && !matches!(o, SignalResult::Error(_));
@@ -233,7 +238,8 @@ impl Actor for SamplerActor {
                             if ok {
                                 for w in &watch {
                                     let result =
-                                        run_query(&client, &w.query, &group_by, &url).await;
+                                        run_query(&client, &w.name, &w.query, &group_by, &url)
+                                            .await;
                                     if let Some(d) =
                                         ractor::registry::where_is(super::supervisor::DETECTOR)
                                     {
