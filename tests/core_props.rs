@@ -771,6 +771,8 @@ struct Record {
     pinned_before: bool,
     /// Newest sample time evaluated before the step.
     last_sample_before: Option<Timestamp>,
+    /// The `seq` of the engine's latest apply before the step.
+    seq_before: u64,
     step: Step,
     /// True if the generator meant this step's observation to be unusable.
     meant_bad: bool,
@@ -854,7 +856,13 @@ impl Record {
         self.obs
             .applies
             .iter()
-            .any(|a| a.profile == self.before && a.outcome != ApplyOutcome::Applied)
+            // Only the end of the latest apply says what became of the decision: an older
+            // apply of the same profile may fail while the newer one is in flight.
+            .any(|a| {
+                a.profile == self.before
+                    && a.seq == self.seq_before
+                    && a.outcome != ApplyOutcome::Applied
+            })
     }
 }
 
@@ -1013,6 +1021,7 @@ impl Run {
         let before = self.engine.current();
         let in_force_before = self.engine.in_force();
         let pinned_before = self.engine.pinned().is_some_and(|p| p.until > now);
+        let seq_before = self.engine.apply_seq();
         let step = self.engine.step(now, &obs);
         let sample = match (&obs.input, &obs.output, meant_bad) {
             (Sample::Ok { value: i, at: a }, Sample::Ok { value: o, at: b }, false) => {
@@ -1027,6 +1036,7 @@ impl Run {
             in_force_before,
             pinned_before,
             last_sample_before: self.last_sample,
+            seq_before,
             step,
             meant_bad,
             sample,
