@@ -65,9 +65,17 @@ const START_MS: i64 = 1_704_067_200_000;
 /// `PROPTEST_CASES` asks for more, for a deeper run), and no regression files written into
 /// the tree (other engineers share it); a failure prints the minimal sequence instead.
 fn proptest_config() -> ProptestConfig {
+    // A fixed seed unless PROPTEST_RNG_SEED asks for another: CI must not pass or fail by
+    // the luck of the draw. Deeper searches: PROPTEST_CASES=5000 with other seeds (one
+    // such run found the in-flight measurement case noted in the issue).
+    let seed = std::env::var("PROPTEST_RNG_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5eed_0f_7ea5);
     ProptestConfig {
         cases: ProptestConfig::default().cases.max(CASES),
         failure_persistence: None,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(seed),
         ..ProptestConfig::default()
     }
 }
