@@ -71,7 +71,7 @@ fn proptest_config() -> ProptestConfig {
     let seed = std::env::var("PROPTEST_RNG_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(0x5eed_0f_7ea5);
+        .unwrap_or(0x005e_ed0f_7ea5);
     ProptestConfig {
         cases: ProptestConfig::default().cases.max(CASES),
         failure_persistence: None,
