@@ -297,17 +297,11 @@ impl Loadgen {
 
     /// Sends SIGTERM and waits (bounded) for loadgen to exit; its exit status.
     pub fn terminate(&mut self) -> ExitStatus {
-        let pid = self.child.id() as libc::pid_t;
-        // SAFETY: kill(2) on the pid of our own child, which has not been reaped yet.
-        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0, "kill -TERM");
-        wait_until(
-            "loadgen to exit after SIGTERM",
+        signal_and_wait(
+            &mut self.child,
+            libc::SIGTERM,
+            "loadgen",
             Duration::from_secs(10),
-            || match self.child.try_wait() {
-                Ok(Some(status)) => Ok(status),
-                Ok(None) => Err("still running".into()),
-                Err(e) => Err(e.to_string()),
-            },
         )
     }
 }
@@ -467,6 +461,25 @@ fn listening_addr(child: &mut Child, what: &str, prefix: &str, log: &Path) -> St
         .to_string()
 }
 
+/// Sends `signal` to our own `child` and waits, up to `deadline`, for it to exit.
+fn signal_and_wait(
+    child: &mut Child,
+    signal: libc::c_int,
+    what: &str,
+    deadline: Duration,
+) -> ExitStatus {
+    let pid = child.id() as libc::pid_t;
+    // SAFETY: kill(2) on the pid of our own child, which has not been reaped yet.
+    assert_eq!(unsafe { libc::kill(pid, signal) }, 0, "kill {what}");
+    wait_until(&format!("{what} to exit"), deadline, || {
+        match child.try_wait() {
+            Ok(Some(status)) => Ok(status),
+            Ok(None) => Err("still running".into()),
+            Err(e) => Err(e.to_string()),
+        }
+    })
+}
+
 /// Asserts that the journal segment in `dir` replays with zero divergences and at least
 /// one switch.
 pub fn assert_journal_replays(dir: &Path) {
@@ -549,19 +562,11 @@ impl Daemon {
 
     /// Sends `signal` and waits (bounded) for the exit; its status.
     pub fn signal_and_wait(&mut self, signal: libc::c_int) -> ExitStatus {
-        let pid = self.child.id() as libc::pid_t;
-        // SAFETY: kill(2) on the pid of our own child, which has not been reaped yet.
-        unsafe {
-            libc::kill(pid, signal);
-        }
-        wait_until(
-            "phoenix run to exit",
+        signal_and_wait(
+            &mut self.child,
+            signal,
+            "phoenix run",
             Duration::from_secs(30),
-            || match self.child.try_wait() {
-                Ok(Some(s)) => Ok(s),
-                Ok(None) => Err("still running".to_string()),
-                Err(e) => Err(e.to_string()),
-            },
         )
     }
 }
