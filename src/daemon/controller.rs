@@ -419,6 +419,8 @@ impl Actor for ControllerActor {
                 if st.safe_hold {
                     return Ok(());
                 }
+                // The fault tests make the controller fail here (a no-op in normal builds).
+                fail::fail_point!("controller-tick");
                 st.last_tick = Some((now, Instant::now()));
                 let max_age = st.args.policy.signals().max_sample_age;
                 let mut names: BTreeSet<String> = st.slots.keys().cloned().collect();
@@ -487,6 +489,7 @@ impl Actor for ControllerActor {
                 }
                 metrics::gauge!(m::PIPELINES).set(st.slots.len() as f64);
                 metrics::histogram!(m::TICK_DURATION).record(started.elapsed().as_secs_f64());
+                metrics::counter!(m::TICKS).increment(1);
                 st.persist();
                 let mut sink = st.args.sink.lock().await;
                 if let Some(j) = &mut sink.journal {

@@ -63,6 +63,7 @@ defs! {
     SOURCE_STATE = "phoenix_source_state", Gauge, ["query", "state"], "1 for the state of the query's last result (ok, empty, stale, error), 0 for the others.";
     QUERY_DURATION = "phoenix_query_duration_seconds", Histogram, ["query"], "Time a Prometheus query took.";
     TICKS_LATE = "phoenix_ticks_late_total", Counter, [], "Sampling ticks that came late because the previous one was still running (coalesced, never queued).";
+    TICKS = "phoenix_ticks_total", Counter, [], "Sampling ticks the controller evaluated (each steps every engine once).";
     TICK_DURATION = "phoenix_tick_duration_seconds", Histogram, [], "From the start of a tick's queries to every pipeline decided.";
     PIPELINES = "phoenix_pipelines", Gauge, [], "Pipelines with an engine.";
     PIPELINES_VANISHED = "phoenix_pipelines_vanished_total", Counter, ["pipeline"], "Pipelines that disappeared from the query results (their engine is kept for pipelines.keep_vanished).";

@@ -177,6 +177,8 @@ impl Actor for SamplerActor {
                 }
             }
             SamplerMsg::Tick => {
+                // The fault tests make the sampler fail here (a no-op in normal builds).
+                fail::fail_point!("sampler-tick");
                 if st.busy.load(Ordering::SeqCst) {
                     metrics::counter!(m::TICKS_LATE).increment(1);
                     tracing::warn!("Previous tick still running; this one is skipped (late).");
