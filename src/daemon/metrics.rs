@@ -78,6 +78,7 @@ defs! {
     POLICY_RELOAD_SUCCESS = "phoenix_policy_reload_success", Gauge, [], "1 if the last policy load succeeded, 0 if it was rejected (the previous policy stays).";
     POLICY_RELOADS = "phoenix_policy_reloads_total", Counter, ["outcome"], "Policy reloads (ok, rejected).";
     COMMANDS = "phoenix_commands_total", Counter, ["pipeline", "command", "outcome"], "Operator and detector commands (override, clear, emergency), by outcome.";
+    STATE_WRITE_DURATION = "phoenix_state_write_duration_seconds", Histogram, [], "Time to write the persisted engine state (serialise, fsync, rename).";
     STATE_WRITES = "phoenix_state_writes_total", Counter, ["outcome"], "Writes of the persisted engine state (ok, failed).";
     JOURNAL_BYTES = "phoenix_journal_bytes_total", Counter, [], "Compressed bytes written to the journal.";
 }

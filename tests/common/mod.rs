@@ -560,6 +560,11 @@ impl Daemon {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Sends `signal` and waits (bounded) for the exit; its status.
     pub fn signal_and_wait(&mut self, signal: libc::c_int) -> ExitStatus {
         signal_and_wait(
@@ -623,10 +628,24 @@ pub const LOADGEN_INPUT: &str = "sum by (pipeline) (loadgen_input_series)";
 /// (no coalescing, no rate bound), and `extra` YAML appended (top-level sections such as
 /// `http:` or `supervision:`). Returns the config's path.
 pub fn daemon_config(dir: &Path, prom: &str, control: &Path, budget: f64, extra: &str) -> PathBuf {
+    std::fs::write(dir.join("policy.yaml"), loadgen_policy(LOADGEN_INPUT))
+        .expect("write the policy");
+    daemon_config_with(dir, prom, control, budget, "2s", extra)
+}
+
+/// [`daemon_config`] with the sampling `interval` given and `dir/policy.yaml` left as
+/// the caller wrote it.
+pub fn daemon_config_with(
+    dir: &Path,
+    prom: &str,
+    control: &Path,
+    budget: f64,
+    interval: &str,
+    extra: &str,
+) -> PathBuf {
     let policy = dir.join("policy.yaml");
-    std::fs::write(&policy, loadgen_policy(LOADGEN_INPUT)).expect("write the policy");
     let text = format!(
-        "prometheus:\n  url: {prom}\n  timeout: 2s\nsampling:\n  interval: 2s\npolicy: {}\npipelines:\n  default_budget: {budget}\nstate_dir: {}\ncollectors:\n  - name: edge\n    backend: file\n    pipelines: [\"*\"]\n    file:\n      path: {}\n    coalesce: 0s\n    min_reload_interval: 0s\n{extra}",
+        "prometheus:\n  url: {prom}\n  timeout: 2s\nsampling:\n  interval: {interval}\npolicy: {}\npipelines:\n  default_budget: {budget}\nstate_dir: {}\ncollectors:\n  - name: edge\n    backend: file\n    pipelines: [\"*\"]\n    file:\n      path: {}\n    coalesce: 0s\n    min_reload_interval: 0s\n{extra}",
         policy.display(),
         dir.join("state").display(),
         control.display()
