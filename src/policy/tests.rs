@@ -853,5 +853,8 @@ anomaly:
         ls[1].starts_with("x.yaml:6:1: anomalies: unknown field"),
         "{ls:#?}"
     );
-    assert!(ls[1].ends_with("settle, anomaly"), "{ls:#?}");
+    assert!(
+        ls[1].ends_with("settle, anomaly, safe_to_drop_labels"),
+        "{ls:#?}"
+    );
 }
