@@ -145,6 +145,7 @@ pub(crate) const TOP_LEVEL_KEYS: &[&str] = &[
     "target_ratio",
     "budget_series",
     "tick",
+    "safe_to_drop_labels",
     "profiles",
     "initial_profile",
     "signals",
@@ -155,7 +156,6 @@ pub(crate) const TOP_LEVEL_KEYS: &[&str] = &[
     "bad_input",
     "settle",
     "anomaly",
-    "safe_to_drop_labels",
 ];
 
 /// One rung of the ladder.
