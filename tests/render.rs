@@ -524,6 +524,10 @@ fn otel_fragment_strategy() -> impl Strategy<Value = OtelcolFragment> {
 fn contains_base(base: &Value, out: &Value, path: &str) -> Result<(), String> {
     match (base, out) {
         (Value::Mapping(b), Value::Mapping(o)) => {
+            let kept: Vec<&Value> = o.keys().filter(|k| b.contains_key(*k)).collect();
+            if kept != b.keys().collect::<Vec<_>>() {
+                return Err(format!("{path}: keys reordered"));
+            }
             for (k, v) in b {
                 let key = k.as_str().unwrap_or("?");
                 let Some(ov) = o.get(k) else {

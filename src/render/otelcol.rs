@@ -188,16 +188,17 @@ pub fn render(
         let Some(Value::Mapping(p)) = sps.get_mut(sp.as_str()) else {
             continue;
         };
+        // Edited in place, so the pipeline's keys keep their order.
         let key = Value::String("processors".to_string());
-        let mut list: Vec<Value> = match p.remove(&key) {
-            None | Some(Value::Null) => Vec::new(),
-            Some(Value::Sequence(s)) => s,
-            Some(_) => {
-                return Err(RenderError::Structure {
-                    service_pipeline: sp,
-                    message: "processors must be a list of processor ids".to_string(),
-                });
-            }
+        let slot = p.entry(key).or_insert(Value::Null);
+        if slot.is_null() {
+            *slot = Value::Sequence(Vec::new());
+        }
+        let Value::Sequence(list) = slot else {
+            return Err(RenderError::Structure {
+                service_pipeline: sp,
+                message: "processors must be a list of processor ids".to_string(),
+            });
         };
         let at = match &before {
             None => list.len(),
@@ -215,7 +216,6 @@ pub fn render(
         for (k, id) in ids.into_iter().enumerate() {
             list.insert(at + k, Value::String(id));
         }
-        p.insert(key, Value::Sequence(list));
     }
     check_root(&root)?;
     finish(root)

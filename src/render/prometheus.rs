@@ -192,20 +192,21 @@ pub fn render(
         let Some(Value::Mapping(job)) = configs.get_mut(idx) else {
             continue;
         };
-        let key = Value::String("metric_relabel_configs".to_string());
-        let mut list = match job.remove(&key) {
-            None | Some(Value::Null) => Vec::new(),
-            Some(Value::Sequence(s)) => s,
-            Some(_) => {
-                return Err(RenderError::BaseShape(format!(
-                    "job {name:?}: metric_relabel_configs must be a list of relabel rules"
-                )));
-            }
+        // Edited in place, so the job's keys keep their order.
+        let slot = job
+            .entry(Value::String("metric_relabel_configs".to_string()))
+            .or_insert(Value::Null);
+        if slot.is_null() {
+            *slot = Value::Sequence(Vec::new());
+        }
+        let Value::Sequence(list) = slot else {
+            return Err(RenderError::BaseShape(format!(
+                "job {name:?}: metric_relabel_configs must be a list of relabel rules"
+            )));
         };
         for r in rules {
             list.push(serde_yaml_ng::to_value(&r).map_err(|e| RenderError::Write(e.to_string()))?);
         }
-        job.insert(key, Value::Sequence(list));
     }
     finish(root)
 }
