@@ -6,6 +6,8 @@
 //! rendering is deterministic, independent of the order pipelines are given in, never
 //! drops base content, and a rendered-from-nothing base renders like the base itself.
 
+mod common;
+
 use phoenix::policy::{OtelcolFragment, PrometheusFragment, ValidatedPolicy};
 use phoenix::render::otelcol::{self, PipelineMapping};
 use phoenix::render::prometheus::{self, JobMapping};
@@ -14,6 +16,7 @@ use proptest::prelude::*;
 use serde_yaml_ng::{Mapping, Value};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -437,6 +440,53 @@ fn prometheus_refuses_what_promtool_would_and_more() {
     assert_eq!(
         err.to_string(),
         "pipeline \"loadgen\": fragment field relabel[0].modulus: hashmod needs a modulus > 0 (the number of hash buckets)"
+    );
+}
+
+/// The rules do what they say in a real Prometheus scraping loadgen: the balanced profile
+/// keeps about 60% of the per-id series (hashmod on `id`), keeps series without `id`,
+/// and no `__tmp_phoenix_sample` label survives; the loaded config (what the actuator
+/// will verify against) holds the rendered rules.
+#[test]
+fn rendered_rules_sample_series_in_a_real_prometheus() {
+    let policy = policy();
+    let loadgen =
+        common::Loadgen::start(&["--mode", "series", "--pipelines", "2", "--level", "2000"]);
+    let base = read("configs/prometheus/collector.yml").replace("127.0.0.1:9400", &loadgen.addr);
+    assert!(base.contains(&loadgen.addr));
+    let f = prom_fragment(&policy, "balanced");
+    let out = prometheus::render(&base, &JobMapping::default(), &[("loadgen", f)]).unwrap();
+    // The harness supplies the globals; hand it the rendered jobs (list items at two spaces).
+    let jobs = out.split_once("scrape_configs:\n").unwrap().1;
+    let prom = common::Prometheus::start_with(jobs);
+    let kept =
+        |q: &str| -> Option<f64> { common::query(&prom.url, q).ok()?.first().map(|(_, v)| *v) };
+    let total = common::wait_until("sampled series to appear", Duration::from_secs(30), || {
+        kept(r#"count(loadgen_series{job="loadgen"})"#)
+            .filter(|&n| n > 0.0)
+            .ok_or_else(|| "no loadgen_series yet".to_string())
+    });
+    // 2 pipelines × 2000 ids; the same ids hash alike in both pipelines.
+    let share = total / 4000.0;
+    assert!(
+        (0.55..=0.65).contains(&share),
+        "kept {total} of 4000 ({share})"
+    );
+    assert_eq!(
+        kept(r#"count(loadgen_level{job="loadgen"})"#),
+        Some(2.0),
+        "series without id are kept"
+    );
+    assert_eq!(
+        kept(r#"count({__tmp_phoenix_sample!=""})"#),
+        None,
+        "the sampling label is removed"
+    );
+    let (status, body) = common::get(&format!("{}/api/v1/status/config", prom.url)).unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("__tmp_phoenix_sample") && body.contains("hashmod"),
+        "{body}"
     );
 }
 
