@@ -1151,3 +1151,215 @@ fn check_operation(o: &MetricOperation, f: &str, sink: &mut Sink) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prom(yaml: &str) -> Vec<(String, Severity, String)> {
+        let f: PrometheusFragment = serde_yaml_ng::from_str(yaml).unwrap();
+        f.problems()
+            .into_iter()
+            .map(|p| (p.field, p.severity, p.message))
+            .collect()
+    }
+
+    fn otel(yaml: &str) -> Vec<(String, Severity, String)> {
+        let f: OtelcolFragment = serde_yaml_ng::from_str(yaml).unwrap();
+        f.problems()
+            .into_iter()
+            .map(|p| (p.field, p.severity, p.message))
+            .collect()
+    }
+
+    #[test]
+    fn raw_relabel_rules_follow_prometheus_validation() {
+        let ok = "relabel:\n  - { source_labels: [__name__], regex: 'x_.*', action: drop }\n  - { source_labels: [a, b], target_label: h, modulus: 8, action: hashmod }\n  - { source_labels: [a], target_label: a, action: keepequal }\n";
+        assert_eq!(prom(ok), vec![]);
+        let cases = [
+            (
+                "{ action: hashmod, source_labels: [a], target_label: t }",
+                "relabel[0].modulus",
+                "modulus > 0",
+            ),
+            (
+                "{ action: replace, source_labels: [a] }",
+                "relabel[0].target_label",
+                "replace needs target_label",
+            ),
+            (
+                "{ action: hashmod, source_labels: [a], target_label: 'a-b', modulus: 2 }",
+                "relabel[0].target_label",
+                "not a valid target_label",
+            ),
+            (
+                "{ action: drop, regex: x }",
+                "relabel[0].source_labels",
+                "drop needs source_labels",
+            ),
+            (
+                "{ action: keepequal, source_labels: [a], target_label: b, regex: x }",
+                "relabel[0]",
+                "only source_labels and target_label",
+            ),
+            (
+                "{ action: lowercase, source_labels: [a], target_label: b, replacement: x }",
+                "relabel[0].replacement",
+                "cannot be set",
+            ),
+            (
+                "{ action: labelkeep, regex: x }",
+                "relabel[0].action",
+                "drop_labels instead",
+            ),
+            (
+                "{ action: drop, source_labels: ['1a'] }",
+                "relabel[0].source_labels",
+                "label name",
+            ),
+            (
+                "{ action: drop, source_labels: [__tmp_phoenix_x] }",
+                "relabel[0]",
+                "belong to Phoenix",
+            ),
+            (
+                "{ action: drop, source_labels: [a], regex: '(?P<x' }",
+                "relabel[0].regex",
+                "invalid regex",
+            ),
+        ];
+        for (rule, field, msg) in cases {
+            let got = prom(&format!("relabel: [{rule}]\n"));
+            assert!(
+                got.iter()
+                    .any(|(f, s, m)| f == field && *s == Severity::Error && m.contains(msg)),
+                "{rule}: {got:#?}"
+            );
+        }
+        // Rewrites are allowed, with a warning that they can merge series.
+        let got = prom("relabel: [{ action: replace, source_labels: [a], target_label: b }]\n");
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].1, Severity::Warning);
+        // Templates in a replace target are Prometheus' to check.
+        assert!(
+            prom("relabel: [{ action: replace, source_labels: [a], target_label: '${1}_x' }]\n")
+                .iter()
+                .all(|p| p.1 == Severity::Warning)
+        );
+    }
+
+    #[test]
+    fn sample_forms() {
+        let one = |y: &str| prom(y).into_iter().map(|p| p.0).collect::<Vec<_>>();
+        assert_eq!(
+            one("sample: { label: id, keep_ratio: 0.5 }"),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            one("sample: { label: id, modulus: 10, keep: 3 }"),
+            Vec::<String>::new()
+        );
+        assert_eq!(one("sample: { label: id }"), ["sample"]);
+        assert_eq!(
+            one("sample: { label: id, keep_ratio: 0.5, modulus: 3 }"),
+            ["sample.keep_ratio"]
+        );
+        assert_eq!(
+            one("sample: { label: id, modulus: 10, keep: 10 }"),
+            ["sample.keep"]
+        );
+        assert_eq!(
+            one("sample: { label: id, modulus: 1001, keep: 1 }"),
+            ["sample.modulus"]
+        );
+        assert_eq!(
+            one("sample: { label: __id, keep_ratio: 0.5 }"),
+            ["sample.label"]
+        );
+        assert_eq!(
+            one("sample: { label: id, keep_ratio: .nan }"),
+            ["sample.keep_ratio"]
+        );
+        assert_eq!(
+            one("sample: { label: id, keep_ratio: 0.5, metrics: '[' }"),
+            ["sample.metrics"]
+        );
+        let s: Sample = serde_yaml_ng::from_str("{ label: id, keep_ratio: 0.333 }").unwrap();
+        assert_eq!(s.buckets(), Some((100, 33)));
+        assert_eq!(
+            one("drop_labels: [a, a, __b, 'c-d']"),
+            ["drop_labels[1]", "drop_labels[2]", "drop_labels[3]"]
+        );
+    }
+
+    #[test]
+    fn otelcol_processor_checks() {
+        assert_eq!(otel("insert_before: batch\nprocessors: {}\n"), vec![]);
+        let fields = |y: &str| otel(y).into_iter().map(|p| (p.0, p.1)).collect::<Vec<_>>();
+        assert_eq!(
+            fields(
+                "insert_before: filter/phoenix_a\nprocessors:\n  filter/phoenix: { metrics: {} }\n"
+            ),
+            [
+                ("insert_before".to_string(), Severity::Error),
+                ("processors.filter/phoenix".to_string(), Severity::Error),
+                (
+                    "processors.filter/phoenix.metrics".to_string(),
+                    Severity::Error
+                ),
+            ]
+        );
+        assert_eq!(
+            fields(
+                "processors:\n  transform: { metric_statements: [] }\n  metricstransform: { transforms: [] }\n"
+            ),
+            [
+                (
+                    "processors.transform.metric_statements".to_string(),
+                    Severity::Error
+                ),
+                (
+                    "processors.metricstransform.transforms".to_string(),
+                    Severity::Error
+                ),
+            ]
+        );
+        // Removing attributes warns unless a later processor aggregates.
+        let removes = "processors:\n  transform/a:\n    metric_statements: ['delete_key(datapoint.attributes, \"x\")']\n";
+        assert_eq!(
+            fields(removes),
+            [(
+                "processors.transform/a.metric_statements[0]".to_string(),
+                Severity::Warning
+            )]
+        );
+        let then_agg = format!(
+            "{removes}  metricstransform:\n    transforms:\n      - {{ include: m, action: update, operations: [{{ action: aggregate_labels, label_set: [a], aggregation_type: sum }}] }}\n"
+        );
+        assert_eq!(fields(&then_agg), []);
+        let regexp = "processors:\n  metricstransform:\n    transforms:\n      - { include: '(', match_type: regexp, action: combine, new_name: x, operations: [{ action: update_label, label: a }] }\n";
+        assert_eq!(
+            fields(regexp),
+            [
+                (
+                    "processors.metricstransform.transforms[0].include".to_string(),
+                    Severity::Error
+                ),
+                (
+                    "processors.metricstransform.transforms[0].operations[0].new_label".to_string(),
+                    Severity::Error
+                ),
+            ]
+        );
+        // Serialization is the collector's syntax, without the fields left out.
+        let f: OtelcolFragment = serde_yaml_ng::from_str(
+            "processors:\n  filter: { metrics: { metric: ['name == \"x\"'] } }\n",
+        )
+        .unwrap();
+        let v = serde_yaml_ng::to_value(&f.processors[0].1).unwrap();
+        assert_eq!(
+            serde_yaml_ng::to_string(&v).unwrap(),
+            "metrics:\n  metric:\n  - name == \"x\"\n"
+        );
+    }
+}
