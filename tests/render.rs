@@ -680,4 +680,16 @@ proptest! {
         let normalized = otelcol::render(&base, &m, &[]).unwrap();
         prop_assert_eq!(&otelcol::render(&normalized, &m, &assignment).unwrap(), &out);
     }
+
+    /// Whatever the base text, rendering and checking return, never panic.
+    #[test]
+    fn renderers_never_panic(
+        base in "(scrape_configs|service|pipelines|processors|receivers|exporters|job_name|metric_relabel_configs|metrics/a|a|batch|[-:{}\\[\\], \n]|  ){0,60}",
+        f in prom_fragment_strategy(),
+        g in otel_fragment_strategy(),
+    ) {
+        let _ = prometheus::render(&base, &JobMapping::default(), &[("a", &f)]);
+        let _ = otelcol::render(&base, &PipelineMapping::default(), &[("a", &g)]);
+        let _ = otelcol::check(&base);
+    }
 }
