@@ -6,8 +6,9 @@
 //! Ticks are coalesced: a tick that finds the previous one still running is skipped and
 //! counted late, so a slow Prometheus never builds a backlog. While Prometheus is down
 //! the sampler backs off to one attempt every other tick (so it is back within two
-//! intervals of Prometheus returning) and reports the failure on every tick, so engines
-//! hold with the reason instead of going silent.
+//! intervals of Prometheus returning), starts each retry a random part of the interval
+//! late (daemons on many hosts do not retry in lockstep), and reports the failure on
+//! every tick, so engines hold with the reason instead of going silent.
 
 use super::controller::ControllerMsg;
 use super::metrics as m;
@@ -111,6 +112,17 @@ fn wall_now() -> Timestamp {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64),
     )
+}
+
+/// How late a retry starts after `failures` failed ticks: nothing while healthy, else a
+/// random delay up to a fifth of the interval (random per process and per retry).
+fn retry_jitter(failures: u32, interval: Duration) -> Duration {
+    use std::hash::BuildHasher as _;
+    if failures == 0 {
+        return Duration::ZERO;
+    }
+    let r = std::collections::hash_map::RandomState::new().hash_one(failures) % 1000;
+    interval.mul_f64(0.2 * r as f64 / 1000.0)
 }
 
 /// Runs `query` and keeps each series' group label, value and time.
@@ -221,7 +233,14 @@ impl Actor for SamplerActor {
                             return Ok(());
                         }
                         st.busy.store(true, Ordering::SeqCst);
+                        let jitter = retry_jitter(st.failures, st.args.interval);
                         tokio::spawn(async move {
+                            // Retrying after a failure: start a random part of the
+                            // interval late, so the daemons beside many collectors do not
+                            // all hit a Prometheus that is just back in the same instant.
+                            if !jitter.is_zero() {
+                                tokio::time::sleep(jitter).await;
+                            }
                             let started = Instant::now();
                             let (i, o) = tokio::join!(
                                 run_query(&client, "input", &input, &group_by, &url),
@@ -325,5 +344,18 @@ impl Actor for SamplerActor {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn retries_are_jittered_within_a_fifth_of_the_interval() {
+        let i = std::time::Duration::from_secs(15);
+        assert!(super::retry_jitter(0, i).is_zero());
+        let seen: std::collections::BTreeSet<_> =
+            (1..50).map(|f| super::retry_jitter(f, i)).collect();
+        assert!(seen.iter().all(|d| *d <= i / 5), "{seen:?}");
+        assert!(seen.len() > 10, "not spread: {seen:?}");
     }
 }
