@@ -64,7 +64,8 @@ fn check(files: &[PathBuf]) -> ExitCode {
 
 /// `FILE:LINE:COL: warning: field: message`, the problem form with the word a compiler
 /// uses, so editors list it with the errors.
-fn warning_line(w: &crate::policy::Problem) -> String {
+/// A warning as one line, `FILE:LINE:COL: warning: field: message`.
+pub(crate) fn warning_line(w: &crate::policy::Problem) -> String {
     let mut out = w.path.clone();
     if let Some(line) = w.line {
         out.push_str(&format!(":{line}"));

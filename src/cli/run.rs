@@ -74,6 +74,13 @@ pub fn run(args: RunArgs) -> Result<ExitCode, RunCliError> {
     };
     if args.check {
         let cfg = DaemonConfig::check(&args.config, &overrides)?;
+        // `check` validated the policy; its warnings (a label drop that may merge series,
+        // ...) are shown as `phoenix policy check` shows them.
+        if let Ok(p) = ValidatedPolicy::from_file(cfg.policy_path()) {
+            for w in p.warnings() {
+                eprintln!("{}", super::policy::warning_line(w));
+            }
+        }
         println!(
             "{}: ok (policy {}, {} collector(s))",
             args.config.display(),
@@ -86,6 +93,9 @@ pub fn run(args: RunArgs) -> Result<ExitCode, RunCliError> {
     let policy = ValidatedPolicy::from_file(cfg.policy_path())?;
     cfg.check_policy(&policy)?;
     init_logging(&cfg);
+    for w in policy.warnings() {
+        tracing::warn!(warning = %super::policy::warning_line(w), "Policy warning.");
+    }
     let plan = plan(&cfg, policy)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -59,6 +59,9 @@ impl PolicyWatcherState {
                 metrics::gauge!(m::POLICY_RELOAD_SUCCESS).set(1.0);
                 metrics::counter!(m::POLICY_RELOADS, "outcome" => "ok").increment(1);
                 tracing::info!(path = %self.args.path.display(), policy = p.name(), trigger = why, "Policy reloaded.");
+                for w in p.warnings() {
+                    tracing::warn!(file = %w.path, line = w.line, field = %w.field, warning = %w.message, "Policy warning.");
+                }
                 if let Ok(mut s) = self.args.signals.write() {
                     *s = p.signals().clone();
                 }
