@@ -8,7 +8,7 @@ use crate::fsutil::io_text;
 use crate::loadgen::{
     self, Levels, LevelsFromTraceError, LoadgenConfig, Mode, PipelinesError, ServeError, Steps,
 };
-use crate::sim::trace::{TraceError, read_trace};
+use crate::sim::trace::{TraceError, Values, read_trace};
 use clap::{ArgGroup, Args, ValueEnum};
 use std::io::IsTerminal as _;
 use std::net::SocketAddr;
@@ -147,7 +147,7 @@ fn levels(args: &LoadgenArgs) -> Result<Levels, LoadgenError> {
         args.pipeline.clone()
     };
     if let Some(path) = &args.trace {
-        let trace = read_trace(path)?;
+        let trace = read_trace(path, Values::SeriesCounts)?;
         return Ok(Levels::from_trace(names, &trace, args.speed)?);
     }
     let steps = match (&args.schedule, args.level) {

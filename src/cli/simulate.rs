@@ -13,7 +13,7 @@ use crate::sim::runner::Plant;
 use crate::sim::scenario::{Scenario, ScenarioError};
 use crate::sim::simulate::{Baseline, Simulation};
 use crate::sim::ticks::{self, TicksError};
-use crate::sim::trace::{TraceError, read_trace};
+use crate::sim::trace::{TraceError, Values, read_trace};
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -202,7 +202,12 @@ pub fn run(args: SimulateArgs) -> Result<ExitCode, SimulateError> {
         }
         let mut sims = Vec::new();
         for path in &args.traces {
-            let mut trace = read_trace(path)?;
+            let values = if args.rescale.is_some() {
+                Values::Signal
+            } else {
+                Values::SeriesCounts
+            };
+            let mut trace = read_trace(path, values)?;
             if trace.is_empty() {
                 return Err(SimulateError::EmptyTrace { path: path.clone() });
             }

@@ -12,7 +12,7 @@ use crate::core::config::ProfileSpec;
 use crate::policy::{LadderProblem, MIN_PROFILES, check_ladder};
 use crate::sim::runner::Plant;
 use crate::sim::synth::{SynthSpec, deserialize_map_checked, generate};
-use crate::sim::trace::{Trace, TraceError, read_trace};
+use crate::sim::trace::{Trace, TraceError, Values, read_trace};
 use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 use std::fmt;
@@ -208,7 +208,15 @@ impl Scenario {
     /// row per `tick`), then rescaled onto the budget if `rescale` is set.
     pub fn trace(&self) -> Result<Trace, ScenarioError> {
         let mut trace = match &self.source {
-            TraceSource::File(path) => read_trace(path)?,
+            // A rescaled trace is a shape of any sign; one used as is holds series counts.
+            TraceSource::File(path) => read_trace(
+                path,
+                if self.rescale.is_some() {
+                    Values::Signal
+                } else {
+                    Values::SeriesCounts
+                },
+            )?,
             TraceSource::Synthetic(spec) => generate(spec, self.tick, SYNTHETIC_START),
         };
         if let Some(r) = self.rescale {
