@@ -14,8 +14,15 @@ pub enum Note {
     None,
     /// A switch; the sentence is `texts[index]`.
     Switched(u32),
-    /// A guard refused a switch.
-    Blocked(Guard),
+    /// A guard refused a switch to profile `to`, until `until` if time-bound.
+    Blocked {
+        /// The guard.
+        guard: Guard,
+        /// The profile the controller wanted.
+        to: u8,
+        /// When the guard stops blocking, if it is time-bound.
+        until: Option<Timestamp>,
+    },
     /// Bad input, the controller held.
     Hold(HoldReason),
     /// No switch was wanted; the label of the condition that kept the profile.
@@ -70,7 +77,7 @@ impl ControllerRun {
         match note {
             Note::None => "",
             Note::Switched(i) => self.texts.get(i as usize).map(String::as_str).unwrap_or(""),
-            Note::Blocked(g) => g.label(),
+            Note::Blocked { guard, .. } => guard.label(),
             Note::Hold(h) => h.label(),
             Note::Kept(k) => k,
             Note::ApplyFailed => "apply_failed",

@@ -196,17 +196,16 @@ impl Simulation {
             journal = journal.or_else(|| ctl.take_journal());
             done += n;
         }
-        let ladder: Vec<f64> = self.plant.ladder.iter().map(|p| p.retention).collect();
         for b in &self.baselines {
             let r = match b {
                 Baseline::Threshold => {
-                    let mut c = Threshold::new(self.budget_series, ladder.len());
+                    let mut c = Threshold::new(self.budget_series, &self.plant.ladder);
                     run(&spec, &mut c as &mut dyn Controller, &mut |t| {
                         progress(done + t)
                     })
                 }
                 Baseline::Hpa => {
-                    let mut c = Hpa::new(self.budget_series, ladder.clone());
+                    let mut c = Hpa::new(self.budget_series, &self.plant.ladder);
                     run(&spec, &mut c as &mut dyn Controller, &mut |t| {
                         progress(done + t)
                     })
