@@ -257,12 +257,12 @@ pub fn run(args: SimulateArgs) -> Result<ExitCode, SimulateError> {
     for p in [&args.ticks_out, &args.plot_out].into_iter().flatten() {
         check_output_path(p)?;
     }
-    if let Some((_, runs)) = per_trace.first() {
+    if let Some((name, runs)) = per_trace.first() {
         if let Some(p) = &args.ticks_out {
             ticks::write_ticks(p, runs)?;
         }
         if let Some(p) = &args.plot_out {
-            plot::write_plot(p, runs)?;
+            plot::write_plot(p, name, runs)?;
         }
     }
     let rows: Vec<Vec<Metrics>> = per_trace

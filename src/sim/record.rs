@@ -69,9 +69,21 @@ pub struct ControllerRun {
     pub ticks: Vec<TickRecord>,
     /// Decision sentences, indexed by `Note::Switched`.
     pub texts: Vec<String>,
+    /// The score at which the controller's anomaly detectors flag a signal, when it runs
+    /// them (for the plot's threshold line).
+    pub anomaly_threshold: Option<f64>,
 }
 
 impl ControllerRun {
+    /// Whether the switch explained by `texts[i]` was an emergency (hard limit, anomaly,
+    /// request): the sentence says so right after `from→to: `.
+    pub fn is_emergency(&self, i: u32) -> bool {
+        self.texts
+            .get(i as usize)
+            .and_then(|t| t.split_once(": "))
+            .is_some_and(|(_, why)| why.starts_with("emergency"))
+    }
+
     /// The text for the tick file's `reason` column.
     pub fn reason(&self, note: Note) -> &str {
         match note {

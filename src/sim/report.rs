@@ -286,6 +286,7 @@ mod tests {
                 })
                 .collect(),
             texts: Vec::new(),
+            anomaly_threshold: None,
         }
     }
 

@@ -266,6 +266,7 @@ impl RunSpec<'_> {
             tick: self.tick,
             ticks: Vec::with_capacity(self.demand.len()),
             texts: Vec::new(),
+            anomaly_threshold: None,
         }
     }
 }

@@ -192,7 +192,9 @@ impl Simulation {
                 }
                 None => PolicyController::new(name, Engine::new(cfg)),
             };
-            runs.push(run(&spec, &mut ctl, &mut |t| progress(done + t)));
+            let mut r = run(&spec, &mut ctl, &mut |t| progress(done + t));
+            r.anomaly_threshold = p.anomaly().map(|a| a.threshold);
+            runs.push(r);
             journal = journal.or_else(|| ctl.take_journal());
             done += n;
         }

@@ -243,6 +243,7 @@ mod tests {
                 ),
             ],
             texts: vec!["over budget: 1080 > 1000, \"escalate\"".to_string()],
+            anomaly_threshold: None,
         }
     }
 
