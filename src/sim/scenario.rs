@@ -382,7 +382,7 @@ fn read(text: &str, path: &Path, rep: &mut Reporter<'_>) -> Option<Scenario> {
             );
         }
     }
-    let baselines = baselines.map_or(true, |f| f.0);
+    let baselines = baselines.is_none_or(|f| f.0);
     if policies.is_empty() && !baselines && !broken("policies") {
         rep.at(
             "policies",
