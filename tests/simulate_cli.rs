@@ -607,3 +607,37 @@ fn works_from_a_folder_outside_the_repository() {
         fs::read_to_string(Path::new(ROOT).join("policies/default.yaml")).unwrap()
     );
 }
+
+#[test]
+fn a_duration_too_large_is_not_told_to_add_a_unit() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(
+        dir.path(),
+        "p.yaml",
+        "name: x\ntick: 99999999999999999999s\nprofiles:\n  - { name: a, retention: 0.9 }\n  - { name: b, retention: 0.5 }\n",
+    );
+    let run = phoenix(&[Path::new("policy"), Path::new("check"), &p]);
+    assert_eq!(run.code, Some(1), "{}", run.show());
+    let first = run.stderr.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with(&format!("{}:2:7: tick: ", p.display()))
+            && first.contains("too large")
+            && !first.contains("with a unit"),
+        "{}",
+        run.show()
+    );
+    // A binary file given as a scenario or trace says it is not text.
+    let bin = dir.path().join("b.csv");
+    fs::write(&bin, [0xff, 0xfe, 0x00, 0x01]).unwrap();
+    for args in [vec!["simulate"], vec!["simulate", "--trace"]] {
+        let mut all: Vec<&Path> = args.iter().map(Path::new).collect();
+        all.push(&bin);
+        let run = phoenix(&all).failure();
+        let line = run.one_line();
+        assert!(
+            line.contains("not UTF-8") || line.contains("not a text file"),
+            "{line}"
+        );
+        assert!(!line.contains("check the path"), "{line}");
+    }
+}
