@@ -147,7 +147,9 @@ fn levels(args: &LoadgenArgs) -> Result<Levels, LoadgenError> {
         args.pipeline.clone()
     };
     if let Some(path) = &args.trace {
-        let trace = read_trace(path, Values::SeriesCounts)?;
+        // Finite and within the cap here; loadgen's levels then refuse negative counts
+        // themselves, naming the data row (`Levels::from_trace`).
+        let trace = read_trace(path, Values::Signal)?;
         return Ok(Levels::from_trace(names, &trace, args.speed)?);
     }
     let steps = match (&args.schedule, args.level) {
