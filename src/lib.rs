@@ -7,6 +7,8 @@
 //! benchmark tooling (the NAB scorer), outside the control path. `loadgen` is the workload
 //! exporter that integration tests and benchmarks have Prometheus scrape. `cli` is the
 //! `phoenix` command line (argument parsing and wiring only); `src/main.rs` just runs it.
+//! `render` turns a collector's base config and the profiles in force into the config
+//! the actuator writes (pure; the daemon does the I/O).
 
 pub mod bench;
 pub mod cli;
@@ -16,4 +18,5 @@ pub mod fsutil;
 pub mod journal;
 pub mod loadgen;
 pub mod policy;
+pub mod render;
 pub mod sim;

@@ -8,6 +8,17 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     restore_sigpipe();
+    // Fail points exist only in a `--features failpoints` build; a FAILPOINTS variable
+    // given to any other build would silently inject nothing, so refuse it.
+    #[cfg(feature = "failpoints")]
+    let _failpoints = fail::FailScenario::setup();
+    #[cfg(not(feature = "failpoints"))]
+    if std::env::var_os("FAILPOINTS").is_some() {
+        eprintln!(
+            "phoenix: FAILPOINTS is set but this build has no fail points; build with `--features failpoints` or unset it"
+        );
+        return ExitCode::FAILURE;
+    }
     match cli::run(Cli::parse()) {
         Ok(code) => code,
         Err(e) => {

@@ -240,6 +240,31 @@ fn policy_template_is_valid() {
 }
 
 #[test]
+fn policy_check_prints_warnings_and_passes() {
+    // A labeldrop of a label declared safe without saying what keeps series apart.
+    let dir = tempfile::tempdir().unwrap();
+    let text = GOOD_POLICY.replace(
+        "  - { name: aggressive, retention: 0.35 }\n",
+        "  - name: aggressive\n    retention: 0.35\n    prometheus: { drop_labels: [pod_uid] }\nsafe_to_drop_labels: [pod_uid]\n",
+    );
+    let f = write(dir.path(), "w.yaml", &text);
+    let run = phoenix([Path::new("policy"), Path::new("check"), &f]).success();
+    assert!(
+        run.stdout.contains(
+            "ok (policy \"cli-test\", profiles conservative → balanced → aggressive, 1 warning)"
+        ),
+        "{}",
+        run.show()
+    );
+    let w = format!(
+        "{}:7:33: warning: profiles[2].prometheus.drop_labels[0]: dropping \"pod_uid\" could merge series",
+        f.display()
+    );
+    assert!(run.stderr.starts_with(&w), "{}", run.show());
+    assert_eq!(run.stderr.lines().count(), 1, "{}", run.show());
+}
+
+#[test]
 fn policy_unknown_field() {
     let dir = tempfile::tempdir().unwrap();
     let f = write(

@@ -2,7 +2,8 @@
 //! label-leak trace through the whole daemon (sampler on the replay source, controller,
 //! `file` actuator, HTTP) with no external service. It serves `phoenix_` metrics within
 //! 10 seconds, logs each decision as it happens, writes the control file, keeps its
-//! journal (which replays with zero divergences) and stops on SIGTERM with exit 0.
+//! journal (which replays with zero divergences) and stops on SIGTERM with exit 0; that
+//! journal then drives a second daemon (`replay.journal`) to the same escalation.
 
 mod common;
 
@@ -54,6 +55,41 @@ fn the_demo_runs_the_whole_daemon_on_bundled_data() {
     let status = d.signal_and_wait(libc::SIGTERM);
     assert!(status.success(), "{status}; log:\n{}", d.log());
     common::assert_journal_replays(&dir.path().join("state/journal"));
+
+    // That journal, replayed through a fresh daemon (its own state and control file):
+    // the recorded demand drives the same escalation.
+    let again = dir.path().join("again");
+    std::fs::create_dir(&again).unwrap();
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace(
+            &format!("{}/state", dir.path().display()),
+            &format!("{}/state", again.display()),
+        )
+        .replace(
+            &format!("trace: {root}/simulations/traces/label-leak.csv"),
+            &format!("journal: {}/state/journal", dir.path().display()),
+        )
+        .replace("speed: 240", "speed: 2400")
+        .replace(
+            &format!("{}/collector.yaml", dir.path().display()),
+            &format!("{}/collector.yaml", again.display()),
+        );
+    assert!(text.contains("journal: "), "{text}");
+    let cfg2 = again.join("demo.yaml");
+    std::fs::write(&cfg2, text).unwrap();
+    let d2 = Daemon::start(&cfg2, &again.join("demo.log"));
+    wait_until(
+        "an escalation replayed from the journal",
+        Duration::from_secs(30),
+        || {
+            let log = d2.log();
+            log.lines()
+                .any(|l| l.contains("Switched profile.") && l.contains("sentence=escalated"))
+                .then_some(())
+                .ok_or_else(|| log.lines().rev().take(3).collect::<Vec<_>>().join("\n"))
+        },
+    );
 }
 
 #[test]

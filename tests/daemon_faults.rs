@@ -7,50 +7,12 @@
 
 mod common;
 
-use common::{Daemon, Loadgen, Prometheus, get, query, wait_until};
+use common::{Daemon, get, metric, wait_until};
 use std::path::Path;
 use std::time::Duration;
 
-fn metric(body: &str, prefix: &str) -> Option<f64> {
-    body.lines()
-        .find(|l| l.starts_with(prefix))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-}
-
-fn policy_text(input: &str) -> String {
-    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/policies/default.yaml"))
-        .unwrap()
-        .replace("tick: 15s", "tick: 2s")
-        .replace("max_sample_age: 1m", "max_sample_age: 10s")
-        .replace(
-            "sum by (pipeline) (rate(otelcol_processor_incoming_items{otel_signal=\"metrics\", processor=\"filter/phoenix\"}[1m])) * 60",
-            input,
-        )
-        .replace(
-            "sum by (pipeline) (rate(otelcol_processor_outgoing_items{otel_signal=\"metrics\", processor=\"filter/phoenix\"}[1m])) * 60",
-            "sum by (pipeline) (loadgen_output_series)",
-        )
-}
-
 fn start(dir: &Path, prom: &str, control: &Path) -> Daemon {
-    let policy = dir.join("policy.yaml");
-    std::fs::write(
-        &policy,
-        policy_text("sum by (pipeline) (loadgen_input_series)"),
-    )
-    .unwrap();
-    let cfg = dir.join("phoenix.yaml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "prometheus:\n  url: {prom}\n  timeout: 2s\nsampling:\n  interval: 2s\npolicy: {}\npipelines:\n  default_budget: 100000\nstate_dir: {}\ncollectors:\n  - name: edge\n    backend: file\n    pipelines: [\"*\"]\n    file:\n      path: {}\n    coalesce: 0s\n    min_reload_interval: 0s\n",
-            policy.display(),
-            dir.join("state").display(),
-            control.display()
-        ),
-    )
-    .unwrap();
+    let cfg = common::daemon_config(dir, prom, control, 100_000.0, "");
     Daemon::start(&cfg, &dir.join("phoenix.log"))
 }
 
@@ -64,25 +26,7 @@ fn source_state(url: &str) -> Result<String, String> {
 fn faults_are_held_through_and_nothing_is_lost() {
     let dir = tempfile::tempdir().unwrap();
     let control = dir.path().join("collector.yaml");
-    let loadgen = Loadgen::start(&[
-        "--pipeline",
-        "checkout",
-        "--level",
-        "250000",
-        "--control-file",
-        control.to_str().unwrap(),
-    ]);
-    let mut prom = Prometheus::start(&[("loadgen", &loadgen.addr)]);
-    wait_until(
-        "Prometheus to scrape loadgen",
-        Duration::from_secs(30),
-        || {
-            let v = query(&prom.url, "loadgen_input_series")?;
-            (!v.is_empty())
-                .then_some(())
-                .ok_or_else(|| format!("{v:?}"))
-        },
-    );
+    let (loadgen, mut prom) = common::loadgen_and_prometheus(250_000, &control);
     let d = start(dir.path(), &prom.url, &control);
     // 2.5× the budget: the daemon ends on aggressive.
     wait_until("aggressive in force", Duration::from_secs(40), || {
@@ -143,7 +87,7 @@ fn faults_are_held_through_and_nothing_is_lost() {
     assert_eq!(code, 200);
     std::fs::write(
         dir.path().join("policy.yaml"),
-        policy_text("sum by (pipeline) (loadgen_no_such_metric)"),
+        common::loadgen_policy("sum by (pipeline) (loadgen_no_such_metric)"),
     )
     .unwrap();
     wait_until("source state empty", Duration::from_secs(20), || {
@@ -192,7 +136,7 @@ fn faults_are_held_through_and_nothing_is_lost() {
     // A valid one again: swapped in, the engine restored by name, samples flow.
     std::fs::write(
         dir.path().join("policy.yaml"),
-        policy_text("sum by (pipeline) (loadgen_input_series)"),
+        common::loadgen_policy(common::LOADGEN_INPUT),
     )
     .unwrap();
     wait_until("the reload to succeed", Duration::from_secs(20), || {

@@ -11,56 +11,11 @@
 
 mod common;
 
-use common::{Daemon, Loadgen, Prometheus, get, put_json, query, request, wait_until};
-use std::path::Path;
+use common::{Daemon, Loadgen, Prometheus, get, metric, put_json, query, request, wait_until};
 use std::time::{Duration, Instant};
 
 const BUDGET: f64 = 100_000.0;
 const TOKEN: &str = "test-token-0123456789abcdef";
-
-/// The default policy, reading loadgen's gauges, on a 2 s tick.
-fn policy(dir: &Path) -> std::path::PathBuf {
-    let base = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/policies/default.yaml"
-    ))
-    .unwrap();
-    let text = base
-        .replace("tick: 15s", "tick: 2s")
-        .replace("max_sample_age: 1m", "max_sample_age: 10s")
-        .replace(
-            "sum by (pipeline) (rate(otelcol_processor_incoming_items{otel_signal=\"metrics\", processor=\"filter/phoenix\"}[1m])) * 60",
-            "sum by (pipeline) (loadgen_input_series)",
-        )
-        .replace(
-            "sum by (pipeline) (rate(otelcol_processor_outgoing_items{otel_signal=\"metrics\", processor=\"filter/phoenix\"}[1m])) * 60",
-            "sum by (pipeline) (loadgen_output_series)",
-        );
-    assert!(text.contains("loadgen_input_series") && text.contains("loadgen_output_series"));
-    let p = dir.join("policy.yaml");
-    std::fs::write(&p, text).unwrap();
-    p
-}
-
-fn config(dir: &Path, prom: &str, control: &Path) -> std::path::PathBuf {
-    let policy = policy(dir);
-    let text = format!(
-        "prometheus:\n  url: {prom}\n  timeout: 5s\nsampling:\n  interval: 2s\npolicy: {}\npipelines:\n  default_budget: {BUDGET}\nstate_dir: {}\nhttp:\n  listen: 127.0.0.1:0\n  admin_token: {TOKEN}\ncollectors:\n  - name: edge\n    backend: file\n    pipelines: [\"*\"]\n    file:\n      path: {}\n    coalesce: 0s\n    min_reload_interval: 0s\n",
-        policy.display(),
-        dir.join("state").display(),
-        control.display()
-    );
-    let p = dir.join("phoenix.yaml");
-    std::fs::write(&p, text).unwrap();
-    p
-}
-
-fn metric(body: &str, prefix: &str) -> Option<f64> {
-    body.lines()
-        .find(|l| l.starts_with(prefix))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-}
 
 struct Setup {
     dir: tempfile::TempDir,
@@ -72,26 +27,14 @@ struct Setup {
 fn setup() -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let control = dir.path().join("collector.yaml");
-    let loadgen = Loadgen::start(&[
-        "--pipeline",
-        "checkout",
-        "--level",
-        "50000",
-        "--control-file",
-        control.to_str().unwrap(),
-    ]);
-    let prom = Prometheus::start(&[("loadgen", &loadgen.addr)]);
-    wait_until(
-        "Prometheus to scrape loadgen",
-        Duration::from_secs(30),
-        || {
-            let v = query(&prom.url, "loadgen_input_series")?;
-            (!v.is_empty())
-                .then_some(())
-                .ok_or_else(|| format!("{v:?}"))
-        },
+    let (loadgen, prom) = common::loadgen_and_prometheus(50_000, &control);
+    let cfg = common::daemon_config(
+        dir.path(),
+        &prom.url,
+        &control,
+        BUDGET,
+        &format!("http:\n  listen: 127.0.0.1:0\n  admin_token: {TOKEN}\n"),
     );
-    let cfg = config(dir.path(), &prom.url, &control);
     let daemon = Daemon::start(&cfg, &dir.path().join("phoenix.log"));
     Setup {
         dir,

@@ -1,5 +1,7 @@
 //! `phoenix policy check FILE...`: validates policy files and prints every problem, one
 //! line each (`FILE:LINE:COL: field.path: message`); the verdict is the exit code.
+//! Warnings (`FILE:LINE:COL: warning: field.path: message`) do not fail the check: they
+//! mark what validated but may lose data, such as a labeldrop that could merge series.
 //! `phoenix policy show-default` prints the default policy built into the binary, the one
 //! `phoenix simulate --trace` runs without `--policy`.
 
@@ -47,9 +49,17 @@ fn check(files: &[PathBuf]) -> ExitCode {
     for (path, res) in check_files(files) {
         match res {
             Ok(p) => {
+                for w in p.warnings() {
+                    eprintln!("{}", warning_line(w));
+                }
                 let ladder: Vec<&str> = p.profiles().iter().map(|x| x.name.as_str()).collect();
+                let warned = match p.warnings().len() {
+                    0 => String::new(),
+                    1 => ", 1 warning".to_string(),
+                    n => format!(", {n} warnings"),
+                };
                 println!(
-                    "{}: ok (policy {:?}, profiles {})",
+                    "{}: ok (policy {:?}, profiles {}{warned})",
                     path.display(),
                     p.name(),
                     ladder.join(" → ")
@@ -66,4 +76,23 @@ fn check(files: &[PathBuf]) -> ExitCode {
         return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
+}
+
+/// `FILE:LINE:COL: warning: field: message`, the problem form with the word a compiler
+/// uses, so editors list it with the errors.
+fn warning_line(w: &crate::policy::Problem) -> String {
+    let mut out = w.path.clone();
+    if let Some(line) = w.line {
+        out.push_str(&format!(":{line}"));
+        if let Some(col) = w.col {
+            out.push_str(&format!(":{col}"));
+        }
+    }
+    out.push_str(": warning: ");
+    if !w.field.is_empty() {
+        out.push_str(&w.field);
+        out.push_str(": ");
+    }
+    out.push_str(&w.message);
+    out
 }

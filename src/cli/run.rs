@@ -9,7 +9,7 @@ use crate::daemon::config::{
 };
 use crate::daemon::detector::{DetectorArgs, Watch};
 use crate::daemon::run::{CollectorPlan, RunError, RunPlan};
-use crate::daemon::sampler::Source;
+use crate::daemon::sampler::{ReplayTick, Source};
 use crate::daemon::supervisor::RestartPolicy;
 use crate::policy::{PolicyError, ValidatedPolicy};
 use clap::Args;
@@ -56,6 +56,9 @@ pub enum RunCliError {
     /// The daemon could not start.
     #[error(transparent)]
     Run(#[from] RunError),
+    /// The replay journal is wrong.
+    #[error(transparent)]
+    Journal(#[from] crate::journal::JournalError),
     /// Something the config cannot express yet.
     #[error("{0}")]
     Unsupported(String),
@@ -180,61 +183,78 @@ fn plan(cfg: &DaemonConfig, policy: ValidatedPolicy) -> Result<RunPlan, RunCliEr
             )
         }
         ConfigSource::Replay(r) => {
-            let path = match r.input() {
-                ReplayInput::Trace(p) => p.clone(),
-                ReplayInput::Journal(p) => {
-                    return Err(RunCliError::Unsupported(format!(
-                        "replay.journal {}: replaying a journal through the daemon is not built yet; use `phoenix replay {}`",
-                        p.display(),
-                        p.display()
-                    )));
+            let ticks = match r.input() {
+                ReplayInput::Trace(path) => {
+                    use crate::sim::trace::Values;
+                    // A trace mapped onto the budget is a shape; one replayed as is holds
+                    // series counts.
+                    let values = if r.budget_scale().is_some() {
+                        Values::Signal
+                    } else {
+                        Values::SeriesCounts
+                    };
+                    let mut trace = crate::sim::trace::read_trace(path, values)?;
+                    let pipeline = r.pipeline().to_string();
+                    let budget = cfg.budget_for(&pipeline, &policy).unwrap_or(100_000.0);
+                    if let Some(sc) = r.budget_scale() {
+                        trace.rescale(sc.min * budget, sc.max * budget);
+                    }
+                    trace
+                        .timestamps
+                        .iter()
+                        .copied()
+                        .zip(trace.demand().iter().copied())
+                        .filter(|(_, v)| v.is_finite())
+                        .map(|(at, v)| ReplayTick {
+                            at,
+                            inputs: vec![(pipeline.clone(), v, at)],
+                        })
+                        .collect()
                 }
+                ReplayInput::Journal(path) => journal_ticks(path)?,
             };
-            use crate::sim::trace::Values;
-            // A trace mapped onto the budget is a shape; one replayed as is holds counts.
-            let values = if r.budget_scale().is_some() {
-                Values::Signal
-            } else {
-                Values::SeriesCounts
-            };
-            let mut trace = crate::sim::trace::read_trace(&path, values)?;
-            let pipeline = r.pipeline().to_string();
-            let budget = cfg.budget_for(&pipeline, &policy).unwrap_or(100_000.0);
-            if let Some(sc) = r.budget_scale() {
-                trace.rescale(sc.min * budget, sc.max * budget);
+            if ticks.is_empty() {
+                return Err(RunCliError::Unsupported(
+                    "replay: the trace or journal has no samples to replay".to_string(),
+                ));
             }
-            let rows: Vec<_> = trace
-                .timestamps
-                .iter()
-                .copied()
-                .zip(trace.demand().iter().copied())
-                .filter(|(_, v)| v.is_finite())
-                .collect();
-            let step = rows
+            let step = ticks
                 .windows(2)
-                .map(|w| w[1].0.saturating_since(w[0].0))
+                .map(|w| w[1].at.saturating_since(w[0].at))
                 .filter(|d| !d.is_zero())
                 .min()
                 .unwrap_or(interval);
             let wall = Duration::from_secs_f64((step.as_secs_f64() / r.speed()).max(0.01));
-            let control_file = collectors
+            let replayed: std::collections::BTreeSet<String> = ticks
                 .iter()
-                .find(|c| c.pipelines.iter().any(|p| p == &pipeline || p == "*"))
-                .or(collectors.first())
-                .map(|c| c.file.clone())
-                .unwrap_or_default();
+                .flat_map(|t| t.inputs.iter().map(|(p, _, _)| p.clone()))
+                .collect();
+            // A pipeline's control file: the collector naming it, else one taking `*`.
+            let control_files = replayed
+                .iter()
+                .filter_map(|p| {
+                    collectors
+                        .iter()
+                        .find(|c| c.pipelines.iter().any(|x| x == p))
+                        .or_else(|| {
+                            collectors
+                                .iter()
+                                .find(|c| c.pipelines.iter().any(|x| x == "*"))
+                        })
+                        .map(|c| (p.clone(), c.file.clone()))
+                })
+                .collect();
             (
                 Source::Replay {
-                    rows: Arc::new(rows),
+                    ticks: Arc::new(ticks),
                     speed: r.speed(),
-                    pipeline: pipeline.clone(),
-                    control_file,
+                    control_files: Arc::new(control_files),
                     retention: profiles.clone(),
                 },
                 wall,
                 step,
                 r.speed(),
-                vec![pipeline],
+                replayed.into_iter().collect(),
             )
         }
     };
@@ -258,6 +278,7 @@ fn plan(cfg: &DaemonConfig, policy: ValidatedPolicy) -> Result<RunPlan, RunCliEr
         keep_vanished: pipelines.keep_vanished(),
         max_pipelines: pipelines.max_pipelines(),
         state_dir: cfg.state_dir().to_path_buf(),
+        snapshot_interval: cfg.state_snapshot_interval(),
         journal: j
             .enabled()
             .then(|| (j.path().to_path_buf(), j.rotate_bytes(), j.retention())),
@@ -278,4 +299,45 @@ fn plan(cfg: &DaemonConfig, policy: ValidatedPolicy) -> Result<RunPlan, RunCliEr
         },
         policy,
     })
+}
+
+/// The ticks a daemon journal recorded: per step time, each pipeline's input when it was
+/// a healthy sample (a pipeline held on Empty, Stale or Error input then is missing from
+/// that tick, so it is held again). `path` is a segment or the journal directory (every
+/// `*.jsonl.gz` in it, oldest first); a command's extra step at the same time adds
+/// nothing.
+fn journal_ticks(path: &std::path::Path) -> Result<Vec<ReplayTick>, RunCliError> {
+    let files = if path.is_dir() {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(path)
+            .map_err(|e| {
+                RunCliError::Unsupported(format!("replay.journal {}: {e}", path.display()))
+            })?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.to_string_lossy().ends_with(".jsonl.gz"))
+            .collect();
+        v.sort();
+        v
+    } else {
+        vec![path.to_path_buf()]
+    };
+    let mut by_time: std::collections::BTreeMap<crate::core::Timestamp, ReplayTick> =
+        std::collections::BTreeMap::new();
+    for f in &files {
+        for line in crate::journal::read(f)? {
+            let crate::journal::Line::Step(s) = line else {
+                continue;
+            };
+            let tick = by_time.entry(s.t).or_insert_with(|| ReplayTick {
+                at: s.t,
+                inputs: Vec::new(),
+            });
+            if let crate::core::Sample::Ok { value, at } = s.observation().input
+                && !tick.inputs.iter().any(|(p, _, _)| *p == s.p)
+            {
+                tick.inputs.push((s.p, value, at));
+            }
+        }
+    }
+    Ok(by_time.into_values().collect())
 }

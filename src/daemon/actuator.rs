@@ -157,6 +157,8 @@ impl Actor for ActuatorActor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             ActuatorMsg::Apply { pipeline, wanted } => {
+                // The fault tests make an actuator fail here (a no-op in normal builds).
+                fail::fail_point!("actuator-apply");
                 st.pending.insert(pipeline, wanted);
                 if !st.flush_scheduled {
                     st.flush_scheduled = true;

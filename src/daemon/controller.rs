@@ -13,7 +13,9 @@ use super::actuator::{ActuatorMsg, Wanted};
 use super::metrics as m;
 use super::observe::{self, SignalResult};
 use super::sink::Sink;
-use crate::core::{ApplyReport, Command, Engine, EngineState, Observation, Sample, Timestamp};
+use crate::core::{
+    ApplyReport, Command, Engine, EngineState, Event, Observation, Sample, Timestamp,
+};
 use crate::fsutil::write_atomically;
 use crate::policy::ValidatedPolicy;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
@@ -58,6 +60,8 @@ pub struct ControllerArgs {
     pub collectors: Vec<CollectorRef>,
     /// Where the engines' state is persisted.
     pub state_file: PathBuf,
+    /// Longest time between two state writes when no decision changed.
+    pub snapshot_interval: Duration,
     /// The sink (shared with a restarted controller).
     pub sink: std::sync::Arc<tokio::sync::Mutex<Sink>>,
     /// Virtual seconds per wall second of the ticks' clock (1 for the wall clock; a
@@ -194,6 +198,10 @@ pub struct ControllerState {
     safe_hold: bool,
     /// The last tick's `now`, and when it arrived.
     last_tick: Option<(Timestamp, Instant)>,
+    /// A decision, an apply outcome or a command since the last state write.
+    decision_changed: bool,
+    /// When the state was last handed to the writer.
+    last_persist: Option<Instant>,
 }
 
 fn now_ts() -> Timestamp {
@@ -279,6 +287,14 @@ impl ControllerState {
         obs.in_force = slot.in_force;
         obs.applies = std::mem::take(&mut slot.reports);
         let step = slot.engine.step(now, &obs);
+        if !step.actions.is_empty()
+            || step
+                .events
+                .iter()
+                .any(|e| matches!(e, Event::Switched(_) | Event::Applied(_) | Event::Audit(_)))
+        {
+            self.decision_changed = true;
+        }
         let collector = &self.args.collectors[slot.collector];
         for a in &step.actions {
             let crate::core::Action::ApplyProfile { profile, seq } = a;
@@ -305,21 +321,28 @@ impl ControllerState {
         slot.last_obs = obs;
     }
 
-    fn persist(&self) {
-        let file = StateFile {
-            version: STATE_FILE_VERSION,
-            policy_sha256: self.args.policy.sha256(),
-            pipelines: self
-                .slots
-                .iter()
-                .map(|(k, s)| (k.clone(), s.engine.state()))
-                .chain(self.saved.iter().map(|(k, s)| (k.clone(), s.clone())))
-                .collect(),
-        };
+    /// Writes the state if a decision changed since the last write or the snapshot
+    /// interval has passed.
+    fn persist_if_due(&mut self) {
+        let due = self
+            .last_persist
+            .is_none_or(|t| t.elapsed() >= self.args.snapshot_interval);
+        if self.decision_changed || due {
+            self.persist();
+        }
+    }
+
+    /// Writes the state now, streaming each engine's state into the file: a copy of
+    /// every state first would double the daemon's memory at 10,000 pipelines.
+    fn persist(&mut self) {
+        self.decision_changed = false;
+        self.last_persist = Some(Instant::now());
+        let started = Instant::now();
         let res = write_atomically(&self.args.state_file, |w| {
-            serde_json::to_writer(&mut *w, &file).map_err(std::io::Error::other)?;
+            serde_json::to_writer(&mut *w, &StateFileView(self)).map_err(std::io::Error::other)?;
             w.write_all(b"\n")
         });
+        metrics::histogram!(m::STATE_WRITE_DURATION).record(started.elapsed().as_secs_f64());
         match res {
             Ok(()) => metrics::counter!(m::STATE_WRITES, "outcome" => "ok").increment(1),
             Err(e) => {
@@ -327,6 +350,38 @@ impl ControllerState {
                 tracing::error!(error = %e, "Cannot persist the engines' state; a restart would start them fresh.");
             }
         }
+    }
+}
+
+/// The state file as written: a [`StateFile`] whose engine states are taken one at a
+/// time while serialising.
+struct StateFileView<'a>(&'a ControllerState);
+
+impl Serialize for StateFileView<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct as _;
+        struct Pipelines<'a>(&'a ControllerState);
+        impl Serialize for Pipelines<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let st = self.0;
+                s.collect_map(
+                    st.slots
+                        .iter()
+                        .map(|(k, slot)| (k, std::borrow::Cow::Owned(slot.engine.state())))
+                        .chain(
+                            st.saved
+                                .iter()
+                                .filter(|(k, _)| !st.slots.contains_key(*k))
+                                .map(|(k, v)| (k, std::borrow::Cow::Borrowed(v))),
+                        ),
+                )
+            }
+        }
+        let mut x = s.serialize_struct("StateFile", 3)?;
+        x.serialize_field("version", &STATE_FILE_VERSION)?;
+        x.serialize_field("policy_sha256", &self.0.args.policy.sha256())?;
+        x.serialize_field("pipelines", &Pipelines(self.0))?;
+        x.end()
     }
 }
 
@@ -396,6 +451,8 @@ impl Actor for ControllerActor {
             in_force_seen: BTreeMap::new(),
             safe_hold: false,
             last_tick: None,
+            decision_changed: false,
+            last_persist: None,
         };
         for p in st.args.include.clone() {
             st.add(&p).await;
@@ -419,6 +476,8 @@ impl Actor for ControllerActor {
                 if st.safe_hold {
                     return Ok(());
                 }
+                // The fault tests make the controller fail here (a no-op in normal builds).
+                fail::fail_point!("controller-tick");
                 st.last_tick = Some((now, Instant::now()));
                 let max_age = st.args.policy.signals().max_sample_age;
                 let mut names: BTreeSet<String> = st.slots.keys().cloned().collect();
@@ -487,7 +546,8 @@ impl Actor for ControllerActor {
                 }
                 metrics::gauge!(m::PIPELINES).set(st.slots.len() as f64);
                 metrics::histogram!(m::TICK_DURATION).record(started.elapsed().as_secs_f64());
-                st.persist();
+                metrics::counter!(m::TICKS).increment(1);
+                st.persist_if_due();
                 let mut sink = st.args.sink.lock().await;
                 if let Some(j) = &mut sink.journal {
                     match j.flush() {

@@ -34,16 +34,37 @@ pub struct AppState {
 
 /// The router, with a request body limit of `max_body` bytes.
 pub fn router(state: AppState, max_body: usize) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/api/v1/status", get(status))
         .route("/api/v1/decisions", get(decisions))
         .route("/api/v1/override", post(set_override))
-        .route("/api/v1/override/{pipeline}", delete(clear_override))
+        .route("/api/v1/override/{pipeline}", delete(clear_override));
+    // Only a `--features failpoints` build (the fault tests) can set fail points, the way
+    // TiKV's status server does; a normal build has no such route.
+    #[cfg(feature = "failpoints")]
+    let router = router.route(
+        "/debug/failpoints/{name}",
+        axum::routing::put(set_failpoint),
+    );
+    router
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)
+}
+
+/// `PUT /debug/failpoints/{name}` with the action as the body (`panic`, `1*panic`,
+/// `off`, ...: the `fail` crate's syntax).
+#[cfg(feature = "failpoints")]
+async fn set_failpoint(Path(name): Path<String>, body: String) -> Response {
+    match fail::cfg(name.clone(), body.trim()) {
+        Ok(()) => {
+            tracing::warn!(failpoint = %name, action = %body.trim(), "Fail point set.");
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(e) => error(StatusCode::BAD_REQUEST, e, Some("body")),
+    }
 }
 
 fn error(code: StatusCode, message: impl Into<String>, field: Option<&str>) -> Response {

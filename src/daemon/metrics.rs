@@ -63,6 +63,7 @@ defs! {
     SOURCE_STATE = "phoenix_source_state", Gauge, ["query", "state"], "1 for the state of the query's last result (ok, empty, stale, error), 0 for the others.";
     QUERY_DURATION = "phoenix_query_duration_seconds", Histogram, ["query"], "Time a Prometheus query took.";
     TICKS_LATE = "phoenix_ticks_late_total", Counter, [], "Sampling ticks that came late because the previous one was still running (coalesced, never queued).";
+    TICKS = "phoenix_ticks_total", Counter, [], "Sampling ticks the controller evaluated (each steps every engine once).";
     TICK_DURATION = "phoenix_tick_duration_seconds", Histogram, [], "From the start of a tick's queries to every pipeline decided.";
     PIPELINES = "phoenix_pipelines", Gauge, [], "Pipelines with an engine.";
     PIPELINES_VANISHED = "phoenix_pipelines_vanished_total", Counter, ["pipeline"], "Pipelines that disappeared from the query results (their engine is kept for pipelines.keep_vanished).";
@@ -77,6 +78,7 @@ defs! {
     POLICY_RELOAD_SUCCESS = "phoenix_policy_reload_success", Gauge, [], "1 if the last policy load succeeded, 0 if it was rejected (the previous policy stays).";
     POLICY_RELOADS = "phoenix_policy_reloads_total", Counter, ["outcome"], "Policy reloads (ok, rejected).";
     COMMANDS = "phoenix_commands_total", Counter, ["pipeline", "command", "outcome"], "Operator and detector commands (override, clear, emergency), by outcome.";
+    STATE_WRITE_DURATION = "phoenix_state_write_duration_seconds", Histogram, [], "Time to write the persisted engine state (serialise, fsync, rename).";
     STATE_WRITES = "phoenix_state_writes_total", Counter, ["outcome"], "Writes of the persisted engine state (ok, failed).";
     JOURNAL_BYTES = "phoenix_journal_bytes_total", Counter, [], "Compressed bytes written to the journal.";
 }

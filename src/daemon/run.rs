@@ -63,6 +63,8 @@ pub struct RunPlan {
     pub max_pipelines: usize,
     /// State directory.
     pub state_dir: PathBuf,
+    /// Longest time between state writes when no decision changed.
+    pub snapshot_interval: Duration,
     /// Journal directory, rotation and retention, when enabled.
     pub journal: Option<(PathBuf, u64, Duration)>,
     /// HTTP listen address.
@@ -193,6 +195,7 @@ pub async fn run(plan: RunPlan) -> Result<(), RunError> {
         max_pipelines: plan.max_pipelines,
         collectors,
         state_file: plan.state_dir.join("engines.json"),
+        snapshot_interval: plan.snapshot_interval,
         sink: sink.clone(),
         speed: plan.speed,
     }))];

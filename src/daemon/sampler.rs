@@ -16,6 +16,7 @@ use crate::core::Timestamp;
 use prometheus_http_query::Client;
 use prometheus_http_query::response::Data;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,21 +37,30 @@ pub enum Source {
         /// Extra signals for the detector, one query each.
         watch: Vec<super::detector::Watch>,
     },
-    /// A recorded demand trace, replayed on a virtual clock `speed` times faster than
-    /// its timestamps; the output follows the profile the collector's control file names
-    /// (input × that profile's expected retention), as the pipeline would.
+    /// A recorded demand trace or journal, replayed on a virtual clock `speed` times
+    /// faster than its timestamps; each pipeline's output follows the profile its
+    /// collector's control file names (input × that profile's expected retention), as
+    /// the pipeline would.
     Replay {
-        /// Timestamps and demand of the trace.
-        rows: Arc<Vec<(Timestamp, f64)>>,
+        /// The recorded ticks, in time order.
+        ticks: Arc<Vec<ReplayTick>>,
         /// Virtual seconds per wall second.
         speed: f64,
-        /// The pipeline it feeds.
-        pipeline: String,
-        /// The file backend's control file.
-        control_file: PathBuf,
+        /// The file backend's control file of each pipeline replayed.
+        control_files: Arc<BTreeMap<String, PathBuf>>,
         /// Expected retention per profile name.
         retention: Vec<(String, f64)>,
     },
+}
+
+/// One recorded tick: the time and each pipeline's demand then (a pipeline missing from
+/// it is Empty at that tick, as it was when recorded).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReplayTick {
+    /// The tick's `now`.
+    pub at: Timestamp,
+    /// Pipeline, demand, and the sample's own time.
+    pub inputs: Vec<(String, f64, Timestamp)>,
 }
 
 /// The policy's signals, shared between the sampler and the policy watcher.
@@ -177,6 +187,8 @@ impl Actor for SamplerActor {
                 }
             }
             SamplerMsg::Tick => {
+                // The fault tests make the sampler fail here (a no-op in normal builds).
+                fail::fail_point!("sampler-tick");
                 if st.busy.load(Ordering::SeqCst) {
                     metrics::counter!(m::TICKS_LATE).increment(1);
                     tracing::warn!("Previous tick still running; this one is skipped (late).");
@@ -255,16 +267,15 @@ impl Actor for SamplerActor {
                         });
                     }
                     Source::Replay {
-                        rows,
-                        pipeline,
-                        control_file,
+                        ticks,
+                        control_files,
                         retention,
                         ..
                     } => {
-                        let Some(&(at, demand)) = rows.get(st.row) else {
-                            if st.row == rows.len() {
+                        let Some(tick) = ticks.get(st.row) else {
+                            if st.row == ticks.len() {
                                 tracing::info!(
-                                    rows = rows.len(),
+                                    ticks = ticks.len(),
                                     "Replay finished; the daemon keeps serving."
                                 );
                                 st.row += 1;
@@ -272,25 +283,41 @@ impl Actor for SamplerActor {
                             return Ok(());
                         };
                         st.row += 1;
-                        let profile = super::actuator::ControlFile::read(&control_file)
-                            .ok()
-                            .flatten()
-                            .and_then(|c| c.pipelines.get(&pipeline).cloned());
-                        let r = profile
-                            .and_then(|p| retention.iter().find(|(n, _)| *n == p).map(|x| x.1))
-                            .or(retention.first().map(|x| x.1))
-                            .unwrap_or(1.0);
-                        let series = |v: f64| {
-                            SignalResult::Ok(vec![ResultSeries {
+                        // Each control file read once per tick, whatever the pipelines on it.
+                        let mut files: BTreeMap<&PathBuf, BTreeMap<String, String>> =
+                            BTreeMap::new();
+                        let mut input = Vec::with_capacity(tick.inputs.len());
+                        let mut output = Vec::with_capacity(tick.inputs.len());
+                        for (pipeline, demand, at) in &tick.inputs {
+                            let profile = control_files.get(pipeline).and_then(|f| {
+                                files
+                                    .entry(f)
+                                    .or_insert_with(|| {
+                                        super::actuator::ControlFile::read(f)
+                                            .ok()
+                                            .flatten()
+                                            .map(|c| c.pipelines)
+                                            .unwrap_or_default()
+                                    })
+                                    .get(pipeline)
+                                    .cloned()
+                            });
+                            let r = profile
+                                .and_then(|p| retention.iter().find(|(n, _)| *n == p).map(|x| x.1))
+                                .or(retention.first().map(|x| x.1))
+                                .unwrap_or(1.0);
+                            let series = |v: f64| ResultSeries {
                                 pipeline: Some(pipeline.clone()),
                                 value: v,
-                                at,
-                            }])
-                        };
+                                at: *at,
+                            };
+                            input.push(series(*demand));
+                            output.push(series((demand * r).round()));
+                        }
                         to_controller(ControllerMsg::Tick {
-                            now: at,
-                            input: series(demand),
-                            output: series((demand * r).round()),
+                            now: tick.at,
+                            input: SignalResult::Ok(input),
+                            output: SignalResult::Ok(output),
                             started: Instant::now(),
                         });
                     }

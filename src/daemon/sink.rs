@@ -119,6 +119,62 @@ pub struct Sink {
     pub journal: Option<Journal>,
     /// The last explanation label per pipeline, to log changes rather than every step.
     last_explanation: HashMap<String, String>,
+    /// Per pipeline, its gauges' handles.
+    gauges: HashMap<String, PipelineGauges>,
+}
+
+/// A pipeline's per-step gauges, registered once: looking a labelled metric up on every
+/// step (hash its key, clone its labels) was most of a tick at 10,000 pipelines.
+struct PipelineGauges {
+    pid: [metrics::Gauge; 4],
+    pressure: metrics::Gauge,
+    predicted_input: metrics::Gauge,
+    /// Per profile, by index; registered on its first measurement (a gauge that was
+    /// never set would be exported as a retention of 0).
+    retention: Vec<Option<metrics::Gauge>>,
+    /// Input, output; registered on the first score, for the same reason.
+    anomaly: [Option<metrics::Gauge>; 2],
+    in_force: metrics::Gauge,
+    decided: metrics::Gauge,
+    /// Per profile, by index.
+    active: Vec<metrics::Gauge>,
+    input: metrics::Gauge,
+    output: metrics::Gauge,
+}
+
+/// The pipeline's gauges, registered on first use (no allocation once they are).
+fn gauges_of<'a>(
+    all: &'a mut HashMap<String, PipelineGauges>,
+    cfg: &EngineConfig,
+) -> &'a mut PipelineGauges {
+    if !all.contains_key(&cfg.pipeline) {
+        all.insert(cfg.pipeline.clone(), PipelineGauges::new(cfg));
+    }
+    all.get_mut(&cfg.pipeline).expect("inserted above")
+}
+
+impl PipelineGauges {
+    fn new(cfg: &EngineConfig) -> Self {
+        let p = cfg.pipeline.clone();
+        let g = |name: &'static str| metrics::gauge!(name, "pipeline" => p.clone());
+        let active = cfg
+            .profiles
+            .iter()
+            .map(|prof| metrics::gauge!(m::PROFILE_ACTIVE, "pipeline" => p.clone(), "profile" => prof.name.clone()))
+            .collect();
+        PipelineGauges {
+            pid: [g(m::PID_P), g(m::PID_I), g(m::PID_D), g(m::PID_OUTPUT)],
+            pressure: g(m::PRESSURE),
+            predicted_input: g(m::PREDICTED_INPUT),
+            retention: vec![None; cfg.profiles.len()],
+            anomaly: [None, None],
+            in_force: g(m::PROFILE_IN_FORCE),
+            decided: g(m::PROFILE_DECIDED),
+            active,
+            input: g(m::INPUT),
+            output: g(m::OUTPUT),
+        }
+    }
 }
 
 fn value(s: &Sample) -> Option<f64> {
@@ -135,6 +191,7 @@ impl Sink {
             board,
             journal,
             last_explanation: HashMap::new(),
+            gauges: HashMap::new(),
         }
     }
 
@@ -148,6 +205,9 @@ impl Sink {
             w.pipeline(cfg, Some(&engine.state()));
         }
         metrics::gauge!(m::BUDGET, "pipeline" => cfg.pipeline.clone()).set(cfg.budget_series);
+        // Again after a policy swap: the ladder may have changed.
+        self.gauges
+            .insert(cfg.pipeline.clone(), PipelineGauges::new(cfg));
         let mut b = self.board.write().expect("board lock");
         let st = b.pipelines.entry(cfg.pipeline.clone()).or_default();
         st.pipeline = cfg.pipeline.clone();
@@ -177,21 +237,32 @@ impl Sink {
         for ev in &step.events {
             match ev {
                 Event::Evaluated(e) => {
-                    metrics::gauge!(m::PID_P, "pipeline" => pl()).set(e.p);
-                    metrics::gauge!(m::PID_I, "pipeline" => pl()).set(e.i);
-                    metrics::gauge!(m::PID_D, "pipeline" => pl()).set(e.d);
-                    metrics::gauge!(m::PID_OUTPUT, "pipeline" => pl()).set(e.output);
-                    metrics::gauge!(m::PRESSURE, "pipeline" => pl()).set(e.pressure);
-                    metrics::gauge!(m::PREDICTED_INPUT, "pipeline" => pl()).set(e.predicted_input);
-                    if let Some(r) = e.measured_retention {
-                        metrics::gauge!(m::RETENTION, "pipeline" => pl(), "profile" => name(engine.in_force())).set(r);
+                    let g = gauges_of(&mut self.gauges, cfg);
+                    for (gauge, v) in g.pid.iter().zip([e.p, e.i, e.d, e.output]) {
+                        gauge.set(v);
                     }
-                    for (signal, score) in
-                        [("input", e.anomaly_input), ("output", e.anomaly_output)]
+                    g.pressure.set(e.pressure);
+                    g.predicted_input.set(e.predicted_input);
+                    let profile = engine.in_force();
+                    if let (Some(r), Some(slot)) =
+                        (e.measured_retention, g.retention.get_mut(profile))
+                    {
+                        slot.get_or_insert_with(|| {
+                            metrics::gauge!(m::RETENTION, "pipeline" => pl(), "profile" => name(profile))
+                        })
+                        .set(r);
+                    }
+                    for ((slot, signal), score) in g
+                        .anomaly
+                        .iter_mut()
+                        .zip(["input", "output"])
+                        .zip([e.anomaly_input, e.anomaly_output])
                     {
                         if let Some(s) = score {
-                            metrics::gauge!(m::ANOMALY, "pipeline" => pl(), "signal" => signal)
-                                .set(s);
+                            slot.get_or_insert_with(|| {
+                                metrics::gauge!(m::ANOMALY, "pipeline" => pl(), "signal" => signal)
+                            })
+                            .set(s);
                         }
                     }
                     eval = Some(*e);
@@ -268,15 +339,15 @@ impl Sink {
             self.update_board(now, obs, engine, &sentence, eval, &log_entries);
         }
         let in_force = engine.in_force();
-        metrics::gauge!(m::PROFILE_IN_FORCE, "pipeline" => pl()).set(in_force as f64);
-        metrics::gauge!(m::PROFILE_DECIDED, "pipeline" => pl()).set(engine.current() as f64);
-        for (i, prof) in cfg.profiles.iter().enumerate() {
-            metrics::gauge!(m::PROFILE_ACTIVE, "pipeline" => pl(), "profile" => prof.name.clone())
-                .set(if i == in_force { 1.0 } else { 0.0 });
+        let g = gauges_of(&mut self.gauges, cfg);
+        g.in_force.set(in_force as f64);
+        g.decided.set(engine.current() as f64);
+        for (i, gauge) in g.active.iter().enumerate() {
+            gauge.set(if i == in_force { 1.0 } else { 0.0 });
         }
         if let (Some(i), Some(o)) = (value(&obs.input), value(&obs.output)) {
-            metrics::gauge!(m::INPUT, "pipeline" => pl()).set(i);
-            metrics::gauge!(m::OUTPUT, "pipeline" => pl()).set(o);
+            g.input.set(i);
+            g.output.set(o);
         }
     }
 

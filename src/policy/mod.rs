@@ -17,8 +17,10 @@
 //! engine, which measures them on sample timestamps, so one policy fits any tick.
 
 mod error;
+mod fragment;
 mod ladder;
 mod locate;
+mod ottl;
 mod parse;
 mod schema;
 mod validate;
@@ -27,7 +29,15 @@ mod validate;
 mod tests;
 
 pub use error::{PolicyError, Problem};
+pub use fragment::{
+    AggregationType, ErrorMode, FilterMetrics, FilterProcessor, FragmentProblem, MatchType,
+    MetricAction, MetricOperation, MetricTransform, MetricsTransformProcessor, OperationAction,
+    OtelProcessor, OtelcolFragment, PROCESSOR_TYPES, ProfileFragments, PrometheusFragment,
+    RESERVED_LABEL_PREFIX, RelabelAction, RelabelRule, SAMPLE_LABEL, Sample, Severity,
+    StatementEntry, StatementGroup, TransformContext, TransformProcessor,
+};
 pub use ladder::{LadderProblem, MIN_PROFILES, check_ladder};
+pub use schema::SafeLabel;
 // The daemon config reports its problems the same way (positions, durations, PromQL).
 pub(crate) use locate::Positions;
 // Scenario files are read section by section like policies, into the same problems.
@@ -137,6 +147,12 @@ pub struct ValidatedPolicy {
     anomaly: Option<AnomalySpec>,
     /// The text it was validated from, for the journal (replay needs nothing else).
     source: String,
+    /// Collector fragments per profile, in ladder order (parallel to `profiles`).
+    fragments: Vec<ProfileFragments>,
+    /// Labels profiles may drop, with what keeps series apart without them.
+    safe_to_drop_labels: Vec<SafeLabel>,
+    /// Accepted, but worth an SRE's look (`policy check` prints them).
+    warnings: Vec<Problem>,
 }
 
 impl ValidatedPolicy {
@@ -180,12 +196,16 @@ impl ValidatedPolicy {
             origin,
             positions: &positions,
             problems: Vec::new(),
+            warnings: Vec::new(),
         };
         let policy =
             parse::parse(text, &mut rep).and_then(|parsed| validate::validate(parsed, &mut rep));
         match policy {
             Some(mut p) if rep.problems.is_empty() => {
                 p.source = text.to_string();
+                let mut warnings = rep.warnings;
+                warnings.sort_by_key(|p| (p.line.is_none(), p.line, p.col));
+                p.warnings = warnings;
                 Ok(p)
             }
             _ => {
@@ -208,6 +228,29 @@ impl ValidatedPolicy {
                 })
             }
         }
+    }
+
+    /// The collector fragments of the profile named `profile`; `None` for an unknown name.
+    /// A profile without any fragment has both fields `None` (fine for the `file`
+    /// backend; on the others it renders nothing).
+    pub fn fragments(&self, profile: &str) -> Option<&ProfileFragments> {
+        let i = self.profiles.iter().position(|p| p.name == profile)?;
+        self.fragments.get(i)
+    }
+
+    /// The fragments of every profile, in ladder order (parallel to [`profiles`](Self::profiles)).
+    pub fn all_fragments(&self) -> &[ProfileFragments] {
+        &self.fragments
+    }
+
+    /// Labels the policy declares safe to drop.
+    pub fn safe_to_drop_labels(&self) -> &[SafeLabel] {
+        &self.safe_to_drop_labels
+    }
+
+    /// Things that validated but may lose data, located like problems, in file order.
+    pub fn warnings(&self) -> &[Problem] {
+        &self.warnings
     }
 
     /// The policy text as read.

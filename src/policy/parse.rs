@@ -22,6 +22,8 @@ pub(crate) struct Parsed {
     pub raw: RawPolicy,
     /// Top-level keys whose section did not parse (already reported).
     pub failed: BTreeSet<&'static str>,
+    /// Profile fragments that did not parse (already reported): index and backend key.
+    pub failed_fragments: BTreeSet<(usize, &'static str)>,
 }
 
 /// Builds problems for one origin.
@@ -32,6 +34,9 @@ pub(crate) struct Reporter<'a> {
     pub positions: &'a Positions,
     /// Problems so far.
     pub problems: Vec<Problem>,
+    /// Warnings so far: accepted, but an SRE should look (a labeldrop that may merge
+    /// series).
+    pub warnings: Vec<Problem>,
 }
 
 impl Reporter<'_> {
@@ -39,6 +44,18 @@ impl Reporter<'_> {
     pub fn at(&mut self, field: &str, message: impl Into<String>) {
         let pos = self.positions.find(field);
         self.problems.push(Problem {
+            path: self.origin.to_string(),
+            line: pos.map(|p| p.line),
+            col: pos.map(|p| p.col),
+            field: field.to_string(),
+            message: message.into(),
+        });
+    }
+
+    /// Adds a warning about `field`, located like a problem.
+    pub fn warn(&mut self, field: &str, message: impl Into<String>) {
+        let pos = self.positions.find(field);
+        self.warnings.push(Problem {
             path: self.origin.to_string(),
             line: pos.map(|p| p.line),
             col: pos.map(|p| p.col),
@@ -174,6 +191,7 @@ pub(crate) fn parse(text: &str, rep: &mut Reporter<'_>) -> Option<Parsed> {
             return Some(Parsed {
                 raw,
                 failed: BTreeSet::new(),
+                failed_fragments: BTreeSet::new(),
             });
         }
         Err(e) => e,
@@ -201,13 +219,14 @@ pub(crate) fn parse(text: &str, rep: &mut Reporter<'_>) -> Option<Parsed> {
     }
 
     let mut failed = BTreeSet::new();
+    let mut failed_fragments = BTreeSet::new();
     let mut ctx = Sections {
         text,
         rep,
         failed: &mut failed,
     };
     let name = ctx.required::<String>("name");
-    let profiles = ctx.required::<Vec<schema::RawProfile>>("profiles");
+    let profiles = ctx.profiles(&mut failed_fragments);
     let raw = RawPolicy {
         name: name.unwrap_or_default(),
         description: ctx.optional::<Option<String>>("description").flatten(),
@@ -228,6 +247,7 @@ pub(crate) fn parse(text: &str, rep: &mut Reporter<'_>) -> Option<Parsed> {
             .optional("settle")
             .unwrap_or_else(schema::defaults::settle),
         anomaly: ctx.optional("anomaly").unwrap_or_default(),
+        safe_to_drop_labels: ctx.optional("safe_to_drop_labels").unwrap_or_default(),
     };
     if rep.problems.len() == before {
         // The section-wise pass found nothing, yet the whole file failed: report serde's
@@ -235,7 +255,11 @@ pub(crate) fn parse(text: &str, rep: &mut Reporter<'_>) -> Option<Parsed> {
         rep.serde(&full_err);
         return None;
     }
-    Some(Parsed { raw, failed })
+    Some(Parsed {
+        raw,
+        failed,
+        failed_fragments,
+    })
 }
 
 /// Deserializes top-level sections one at a time (scenario files are read this way too).
@@ -265,6 +289,95 @@ impl Sections<'_, '_, '_> {
                 None
             }
         }
+    }
+
+    /// The ladder. When it does not parse as a whole, each profile's own keys and each of
+    /// its fragments are parsed on their own, so every broken one is reported (serde stops
+    /// at the first error of whatever it reads) and a broken fragment leaves the ladder
+    /// checkable. Fragments that failed are recorded in `failed_fragments`.
+    fn profiles(
+        &mut self,
+        failed_fragments: &mut BTreeSet<(usize, &'static str)>,
+    ) -> Option<Vec<schema::RawProfile>> {
+        let de = serde_yaml_ng::Deserializer::from_str(self.text);
+        let whole = At::<Vec<schema::RawProfile>>::new(&[Step::Key("profiles")]).deserialize(de);
+        let first_err = match whole {
+            Ok(Some(v)) => return Some(v),
+            Ok(None) => {
+                self.rep.at("profiles", "required field is missing");
+                self.failed.insert("profiles");
+                return None;
+            }
+            Err(e) => e,
+        };
+        let de = serde_yaml_ng::Deserializer::from_str(self.text);
+        let count = At::<Vec<IgnoredAny>>::new(&[Step::Key("profiles")])
+            .deserialize(de)
+            .ok()
+            .flatten()
+            .map(|v| v.len());
+        let Some(count) = count else {
+            self.rep.serde(&first_err);
+            self.failed.insert("profiles");
+            return None;
+        };
+        let before = self.rep.problems.len();
+        let mut core_failed = false;
+        let mut out = Vec::with_capacity(count);
+        for i in 0..count {
+            let core = self.at::<schema::RawProfileCore>(&[Step::Key("profiles"), Step::Index(i)]);
+            let prometheus = self.fragment(i, "prometheus", failed_fragments);
+            let otelcol = self.fragment(i, "otelcol", failed_fragments);
+            match core {
+                Ok(Some(c)) => out.push(schema::RawProfile {
+                    name: c.name,
+                    retention: c.retention,
+                    prometheus,
+                    otelcol,
+                }),
+                _ => {
+                    core_failed = true;
+                    out.push(schema::RawProfile {
+                        name: String::new(),
+                        retention: f64::NAN,
+                        prometheus,
+                        otelcol,
+                    });
+                }
+            }
+        }
+        if self.rep.problems.len() == before {
+            // Every part parsed alone yet the whole did not: report serde's own verdict.
+            self.rep.serde(&first_err);
+            core_failed = true;
+        }
+        if core_failed {
+            self.failed.insert("profiles");
+        }
+        Some(out)
+    }
+
+    /// Profile `i`'s fragment for `backend`, reporting (and recording) its error.
+    fn fragment<T: DeserializeOwned>(
+        &mut self,
+        i: usize,
+        backend: &'static str,
+        failed_fragments: &mut BTreeSet<(usize, &'static str)>,
+    ) -> Option<T> {
+        // As `Option<T>`, so `prometheus: null` is accepted here as in the whole parse.
+        let r = self.at::<Option<T>>(&[Step::Key("profiles"), Step::Index(i), Step::Key(backend)]);
+        if r.is_err() {
+            failed_fragments.insert((i, backend));
+        }
+        r.ok().flatten().flatten()
+    }
+
+    /// The value at `path`, reporting its error; `Ok(None)` when absent.
+    fn at<T: DeserializeOwned>(&mut self, path: &[Step<'_>]) -> Result<Option<T>, ()> {
+        let de = serde_yaml_ng::Deserializer::from_str(self.text);
+        At::<T>::new(path).deserialize(de).map_err(|e| {
+            self.rep.serde(&e);
+        })
     }
 
     /// A section that must be present.
@@ -310,5 +423,110 @@ impl<'de, T: DeserializeOwned> Visitor<'de> for Section<T> {
             }
         }
         Ok(out)
+    }
+}
+
+/// One step of a path into the document.
+#[derive(Clone, Copy)]
+enum Step<'a> {
+    /// A mapping key.
+    Key(&'a str),
+    /// A sequence index.
+    Index(usize),
+}
+
+/// Deserializes only the value at `path` as `T`, skipping everything else, so an error
+/// elsewhere cannot hide this value's own (and serde_yaml_ng still locates the error).
+/// `None` when the path is absent or leads through a value of another shape.
+struct At<'p, T> {
+    path: &'p [Step<'p>],
+    _t: PhantomData<T>,
+}
+
+impl<'p, T> At<'p, T> {
+    fn new(path: &'p [Step<'p>]) -> Self {
+        At {
+            path,
+            _t: PhantomData,
+        }
+    }
+}
+
+impl<'de, T: DeserializeOwned> DeserializeSeed<'de> for At<'_, T> {
+    type Value = Option<T>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Option<T>, D::Error> {
+        if self.path.is_empty() {
+            return T::deserialize(d).map(Some);
+        }
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de, T: DeserializeOwned> Visitor<'de> for At<'_, T> {
+    type Value = Option<T>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a mapping or a list")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<T>, A::Error> {
+        let mut out = None;
+        let key = match self.path[0] {
+            Step::Key(k) => Some(k),
+            Step::Index(_) => None,
+        };
+        while let Some(k) = map.next_key::<serde_yaml_ng::Value>()? {
+            if out.is_none() && key.is_some() && k.as_str() == key {
+                out = map.next_value_seed(At::<T>::new(&self.path[1..]))?;
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(out)
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Option<T>, A::Error> {
+        let want = match self.path[0] {
+            Step::Index(i) => Some(i),
+            Step::Key(_) => None,
+        };
+        let mut out = None;
+        let mut i = 0;
+        loop {
+            if Some(i) == want {
+                match seq.next_element_seed(At::<T>::new(&self.path[1..]))? {
+                    Some(v) => out = v,
+                    None => break,
+                }
+            } else if seq.next_element::<IgnoredAny>()?.is_none() {
+                break;
+            }
+            i += 1;
+        }
+        Ok(out)
+    }
+
+    // Scalars where a container was expected: the path is absent here.
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Option<T>, E> {
+        Ok(None)
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Option<T>, E> {
+        Ok(None)
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Option<T>, E> {
+        Ok(None)
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Option<T>, E> {
+        Ok(None)
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Option<T>, E> {
+        Ok(None)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Option<T>, E> {
+        Ok(None)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Option<T>, E> {
+        Ok(None)
     }
 }

@@ -7,6 +7,7 @@
 //! defaults here are the ones documented in `docs/policy.md` and spelled out in
 //! `policies/default.yaml`; keep the three in step.
 
+use super::fragment::{OtelcolFragment, PrometheusFragment};
 use crate::core::anomaly::DetectorKind;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
@@ -135,6 +136,9 @@ pub(crate) struct RawPolicy {
     /// Anomaly watching and the explosion rule.
     #[serde(default)]
     pub anomaly: RawAnomaly,
+    /// Labels a profile's `prometheus.drop_labels` may remove.
+    #[serde(default)]
+    pub safe_to_drop_labels: Vec<SafeLabel>,
 }
 
 /// Top-level keys, in file order of `default.yaml`; used to report unknown keys and to
@@ -145,6 +149,7 @@ pub(crate) const TOP_LEVEL_KEYS: &[&str] = &[
     "target_ratio",
     "budget_series",
     "tick",
+    "safe_to_drop_labels",
     "profiles",
     "initial_profile",
     "signals",
@@ -168,6 +173,83 @@ pub(crate) struct RawProfile {
     pub name: String,
     /// Expected fraction of series kept.
     pub retention: f64,
+    /// What the profile does on a Prometheus collector.
+    #[serde(default)]
+    pub prometheus: Option<PrometheusFragment>,
+    /// What the profile does on an OpenTelemetry Collector.
+    #[serde(default)]
+    pub otelcol: Option<OtelcolFragment>,
+}
+
+/// A profile's own keys with its fragments left unread: parsed on its own when the
+/// profiles do not parse as a whole, so a broken fragment does not hide the ladder.
+#[derive(Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a profile mapping such as `{ name: balanced, retention: 0.6 }`"
+)]
+pub(crate) struct RawProfileCore {
+    /// As in [`RawProfile`].
+    pub name: String,
+    /// As in [`RawProfile`].
+    pub retention: f64,
+    /// Parsed separately.
+    #[serde(default, rename = "prometheus")]
+    pub _prometheus: Option<serde::de::IgnoredAny>,
+    /// Parsed separately.
+    #[serde(default, rename = "otelcol")]
+    pub _otelcol: Option<serde::de::IgnoredAny>,
+}
+
+/// A label a profile may drop, and the labels that keep series apart without it.
+///
+/// Written `pod_template_hash` or `{ label: pod_template_hash, determined_by: [pod] }`.
+/// Dropping a label merges every series that differed only by it, and Prometheus cannot
+/// aggregate at scrape time: it keeps the first sample and loses the rest. A label is
+/// safe to drop when its value follows from labels that stay (`determined_by`); without
+/// them, `policy check` warns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SafeLabel {
+    /// The label name.
+    pub label: String,
+    /// Labels whose values determine this one's; they must stay for the drop to be safe.
+    pub determined_by: Vec<String>,
+}
+
+impl<'de> Deserialize<'de> for SafeLabel {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(
+            deny_unknown_fields,
+            expecting = "a mapping `{ label: NAME, determined_by: [LABEL, ...] }`"
+        )]
+        struct Full {
+            label: String,
+            #[serde(default)]
+            determined_by: Vec<String>,
+        }
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = SafeLabel;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a label name, or `{ label: NAME, determined_by: [LABEL, ...] }`")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<SafeLabel, E> {
+                Ok(SafeLabel {
+                    label: v.to_string(),
+                    determined_by: Vec::new(),
+                })
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, m: A) -> Result<SafeLabel, A::Error> {
+                let f = Full::deserialize(de::value::MapAccessDeserializer::new(m))?;
+                Ok(SafeLabel {
+                    label: f.label,
+                    determined_by: f.determined_by,
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// The Prometheus side: one query per signal for all pipelines.

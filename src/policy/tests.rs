@@ -855,3 +855,122 @@ anomaly:
     );
     assert!(ls[1].ends_with("settle, anomaly"), "{ls:#?}");
 }
+
+#[test]
+fn shipped_default_has_fragments_for_every_profile_and_no_warnings() {
+    let p = ValidatedPolicy::from_str(DEFAULT, "policies/default.yaml").unwrap();
+    assert_eq!(
+        p.warnings(),
+        &[] as &[Problem],
+        "the shipped policy must check clean"
+    );
+    for prof in p.profiles() {
+        let f = p.fragments(&prof.name).unwrap();
+        let prom = f.prometheus.as_ref().unwrap();
+        assert!(prom.sample.is_some(), "{}", prof.name);
+        let otel = f.otelcol.as_ref().unwrap();
+        assert_eq!(otel.insert_before.as_deref(), Some("batch"));
+        assert!(!otel.processors.is_empty());
+    }
+    assert!(p.fragments("nope").is_none());
+    assert_eq!(p.safe_to_drop_labels().len(), 3);
+    // cost-first has no fragments: the file backend only.
+    let c = ValidatedPolicy::from_str(COST_FIRST, "policies/cost-first.yaml").unwrap();
+    assert!(
+        c.all_fragments()
+            .iter()
+            .all(|f| f.prometheus.is_none() && f.otelcol.is_none())
+    );
+    let m = ValidatedPolicy::from_str(MINIMAL, "m").unwrap();
+    assert_eq!(
+        m.all_fragments(),
+        &[ProfileFragments::default(), ProfileFragments::default()]
+    );
+}
+
+#[test]
+fn fragment_problems_all_at_once_with_the_ladder() {
+    let text = "\
+name: t
+safe_to_drop_labels: [pod_uid]
+profiles:
+  - name: a
+    retention: 0.5
+    prometheus:
+      drop_metrics: ['(']
+      drop_labels: [secret]
+  - name: b
+    retention: 0.9
+    prometheus:
+      sample: { label: id, modulus: 10 }
+    otelcol:
+      processors:
+        filter:
+          metrics:
+            datapoint: ['delete_key(attributes, \"x\")']
+  - name: c
+    retention: 0.3
+    prometheus: { dorp_metrics: [x] }
+    otelcol: { insert_before: [a] }
+";
+    let ls = lines(text);
+    assert_eq!(ls.len(), 7, "{ls:#?}");
+    assert!(
+        ls[0].starts_with(
+            "x.yaml:7:22: profiles[0].prometheus.drop_metrics[0]: invalid regex \"(\""
+        ),
+        "{ls:#?}"
+    );
+    assert!(ls[1].starts_with("x.yaml:8:21: profiles[0].prometheus.drop_labels[0]: \"secret\" is not declared in safe_to_drop_labels"), "{ls:#?}");
+    assert!(
+        ls[2].starts_with("x.yaml:10:5: profiles[1].retention: 0.9 must be < 0.5"),
+        "{ls:#?}"
+    );
+    assert!(
+        ls[3].starts_with(
+            "x.yaml:12:28: profiles[1].prometheus.sample.modulus: modulus needs `keep`"
+        ),
+        "{ls:#?}"
+    );
+    assert!(ls[4].starts_with("x.yaml:17:25: profiles[1].otelcol.processors.filter.metrics.datapoint[0]: `delete_key(...)` is a transform statement"), "{ls:#?}");
+    assert!(
+        ls[5].contains("profiles[2].prometheus.dorp_metrics: unknown field `dorp_metrics`"),
+        "{ls:#?}"
+    );
+    assert!(
+        ls[6].contains(
+            "profiles[2].otelcol.insert_before: invalid type: sequence, expected a string"
+        ),
+        "{ls:#?}"
+    );
+}
+
+#[test]
+fn labeldrop_that_could_merge_series_is_a_located_warning() {
+    let text = "\
+name: t
+safe_to_drop_labels:
+  - pod_uid
+  - { label: container_id, determined_by: [pod] }
+  - { label: pod, determined_by: [pod_ip] }
+profiles:
+  - name: a
+    retention: 0.9
+    prometheus:
+      drop_labels: [container_id]
+  - name: b
+    retention: 0.5
+    prometheus:
+      drop_labels: [pod_uid, container_id, pod]
+";
+    let p = ValidatedPolicy::from_str(text, "w.yaml").unwrap();
+    let ws: Vec<String> = p.warnings().iter().map(Problem::to_string).collect();
+    assert_eq!(ws.len(), 2, "{ws:#?}");
+    assert!(ws[0].starts_with("w.yaml:14:21: profiles[1].prometheus.drop_labels[0]: dropping \"pod_uid\" could merge series"), "{ws:#?}");
+    assert!(ws[1].starts_with("w.yaml:14:30: profiles[1].prometheus.drop_labels[1]: dropping \"container_id\" could merge series: it is safe only while \"pod\" stays"), "{ws:#?}");
+    // Safe-label declarations are checked too.
+    let ls = lines(&minimal_with(
+        "safe_to_drop_labels: [__name__, { label: a, determined_by: [a] }, a]\n",
+    ));
+    assert_eq!(ls.len(), 3, "{ls:#?}");
+}

@@ -5,6 +5,7 @@
 //! would only produce confusing follow-on errors). Messages state the value found and the
 //! allowed range, so the fix is obvious from the line alone.
 
+use super::fragment::{ProfileFragments, Severity, Sink};
 use super::ladder::{LadderProblem, MIN_PROFILES, check_ladder};
 use super::parse::{Parsed, Reporter};
 use super::schema::{AnomalySignal, Dur};
@@ -298,7 +299,11 @@ fn grouping_problem(expr: &Expr, label: &str) -> Option<String> {
 /// Checks everything; returns the policy only when no problem was found (including the
 /// ones the parse stage already reported into `rep`).
 pub(crate) fn validate(parsed: Parsed, rep: &mut Reporter<'_>) -> Option<ValidatedPolicy> {
-    let Parsed { raw, failed } = parsed;
+    let Parsed {
+        raw,
+        failed,
+        failed_fragments,
+    } = parsed;
     let ok = |k: &str| !failed.contains(k);
 
     if ok("name")
@@ -712,6 +717,62 @@ pub(crate) fn validate(parsed: Parsed, rep: &mut Reporter<'_>) -> Option<Validat
         rep.duration("anomaly.horizon", an.horizon, true, MAX_DURATION);
     }
 
+    // Labels declared safe to drop, then each profile's fragments against them.
+    let safe = &raw.safe_to_drop_labels;
+    let safe_ok = ok("safe_to_drop_labels");
+    if safe_ok {
+        for (i, sl) in safe.iter().enumerate() {
+            let f = format!("safe_to_drop_labels[{i}]");
+            if let Some(m) = label_problem(&sl.label) {
+                rep.at(&f, m);
+            } else if let Some(j) = safe[..i].iter().position(|t| t.label == sl.label) {
+                rep.at(
+                    &f,
+                    format!(
+                        "{:?} is already declared at safe_to_drop_labels[{j}]",
+                        sl.label
+                    ),
+                );
+            }
+            for (k, d) in sl.determined_by.iter().enumerate() {
+                let df = format!("{f}.determined_by[{k}]");
+                if let Some(m) = label_problem(d) {
+                    rep.at(&df, m);
+                } else if *d == sl.label {
+                    rep.at(
+                        &df,
+                        format!("{d:?} cannot be determined by itself; name the labels that stay"),
+                    );
+                }
+            }
+        }
+    }
+    let mut fragments = Vec::with_capacity(raw.profiles.len());
+    for (i, p) in raw.profiles.iter().enumerate() {
+        let base = format!("profiles[{i}]");
+        if let Some(f) = &p.prometheus
+            && !failed_fragments.contains(&(i, "prometheus"))
+        {
+            let mut sink = Sink::default();
+            f.check(&mut sink);
+            if safe_ok {
+                check_drop_labels(&f.drop_labels, safe, &mut sink);
+            }
+            report(rep, &format!("{base}.prometheus"), sink);
+        }
+        if let Some(f) = &p.otelcol
+            && !failed_fragments.contains(&(i, "otelcol"))
+        {
+            let mut sink = Sink::default();
+            f.check(&mut sink);
+            report(rep, &format!("{base}.otelcol"), sink);
+        }
+        fragments.push(ProfileFragments {
+            prometheus: p.prometheus.clone(),
+            otelcol: p.otelcol.clone(),
+        });
+    }
+
     if !rep.problems.is_empty() {
         return None;
     }
@@ -782,5 +843,56 @@ pub(crate) fn validate(parsed: Parsed, rep: &mut Reporter<'_>) -> Option<Validat
             horizon: an.horizon.0,
         }),
         source: String::new(),
+        fragments,
+        safe_to_drop_labels: raw.safe_to_drop_labels,
+        warnings: Vec::new(),
     })
+}
+
+/// Moves a fragment's problems into the report, under the fragment's field path.
+fn report(rep: &mut Reporter<'_>, prefix: &str, sink: Sink) {
+    for p in sink.problems {
+        let field = if p.field.is_empty() {
+            prefix.to_string()
+        } else {
+            format!("{prefix}.{}", p.field)
+        };
+        match p.severity {
+            Severity::Error => rep.at(&field, p.message),
+            Severity::Warning => rep.warn(&field, p.message),
+        }
+    }
+}
+
+/// `drop_labels` against `safe_to_drop_labels`: an undeclared label is refused; a declared
+/// one without `determined_by`, or dropped together with a label it depends on, may merge
+/// series and is warned about.
+fn check_drop_labels(drop: &[String], safe: &[super::SafeLabel], sink: &mut Sink) {
+    for (j, l) in drop.iter().enumerate() {
+        let f = format!("drop_labels[{j}]");
+        match safe.iter().find(|s| s.label == *l) {
+            None => sink.error(
+                f,
+                format!(
+                    "{l:?} is not declared in safe_to_drop_labels; dropping a label that tells series apart merges them and Prometheus keeps only the first sample, so declare it there (with determined_by) only if other labels identify the series without it"
+                ),
+            ),
+            Some(s) if s.determined_by.is_empty() => sink.warn(
+                f,
+                format!(
+                    "dropping {l:?} could merge series (Prometheus then keeps only the first sample of each scrape): safe_to_drop_labels does not say which labels still tell them apart; add determined_by"
+                ),
+            ),
+            Some(s) => {
+                if let Some(d) = s.determined_by.iter().find(|d| drop.contains(d)) {
+                    sink.warn(
+                        f,
+                        format!(
+                            "dropping {l:?} could merge series: it is safe only while {d:?} stays (determined_by), and this profile drops {d:?} too"
+                        ),
+                    );
+                }
+            }
+        }
+    }
 }

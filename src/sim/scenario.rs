@@ -163,6 +163,8 @@ impl Scenario {
             origin: &shown,
             positions: &positions,
             problems: Vec::new(),
+            // Scenarios have no warnings; every problem refuses the file.
+            warnings: Vec::new(),
         };
         let scenario = read(text, path, &mut rep);
         match scenario {

@@ -560,6 +560,11 @@ impl Daemon {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Sends `signal` and waits (bounded) for the exit; its status.
     pub fn signal_and_wait(&mut self, signal: libc::c_int) -> ExitStatus {
         signal_and_wait(
@@ -576,4 +581,101 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The value of the first line of a Prometheus exposition `body` starting with `prefix`
+/// (a metric name with its labels, as exposed).
+pub fn metric(body: &str, prefix: &str) -> Option<f64> {
+    body.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// The default policy on a 2 s tick, reading loadgen's gauges: `input` is the input
+/// query (normally `sum by (pipeline) (loadgen_input_series)`), the output is loadgen's
+/// output gauge.
+pub fn loadgen_policy(input: &str) -> String {
+    let base = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/policies/default.yaml"
+    ))
+    .expect("read policies/default.yaml");
+    let text = base
+        .replace("tick: 15s", "tick: 2s")
+        .replace("max_sample_age: 1m", "max_sample_age: 10s")
+        .replace(
+            "sum by (pipeline) (rate(otelcol_processor_incoming_items{otel_signal=\"metrics\", processor=\"filter/phoenix\"}[1m])) * 60",
+            input,
+        )
+        .replace(
+            "sum by (pipeline) (rate(otelcol_processor_outgoing_items{otel_signal=\"metrics\", processor=\"filter/phoenix\"}[1m])) * 60",
+            "sum by (pipeline) (loadgen_output_series)",
+        );
+    assert!(
+        text.contains(input) && text.contains("loadgen_output_series"),
+        "policies/default.yaml no longer has the queries these tests replace"
+    );
+    text
+}
+
+/// The input query of [`loadgen_policy`] in the normal case.
+pub const LOADGEN_INPUT: &str = "sum by (pipeline) (loadgen_input_series)";
+
+/// Writes `dir/policy.yaml` ([`loadgen_policy`] on [`LOADGEN_INPUT`]) and
+/// `dir/phoenix.yaml`: Prometheus at `prom`, a 2 s interval, `budget` for every
+/// pipeline, state in `dir/state`, one `file` collector `edge` writing `control`
+/// (no coalescing, no rate bound), and `extra` YAML appended (top-level sections such as
+/// `http:` or `supervision:`). Returns the config's path.
+pub fn daemon_config(dir: &Path, prom: &str, control: &Path, budget: f64, extra: &str) -> PathBuf {
+    std::fs::write(dir.join("policy.yaml"), loadgen_policy(LOADGEN_INPUT))
+        .expect("write the policy");
+    daemon_config_with(dir, prom, control, budget, "2s", extra)
+}
+
+/// [`daemon_config`] with the sampling `interval` given and `dir/policy.yaml` left as
+/// the caller wrote it.
+pub fn daemon_config_with(
+    dir: &Path,
+    prom: &str,
+    control: &Path,
+    budget: f64,
+    interval: &str,
+    extra: &str,
+) -> PathBuf {
+    let policy = dir.join("policy.yaml");
+    let text = format!(
+        "prometheus:\n  url: {prom}\n  timeout: 2s\nsampling:\n  interval: {interval}\npolicy: {}\npipelines:\n  default_budget: {budget}\nstate_dir: {}\ncollectors:\n  - name: edge\n    backend: file\n    pipelines: [\"*\"]\n    file:\n      path: {}\n    coalesce: 0s\n    min_reload_interval: 0s\n{extra}",
+        policy.display(),
+        dir.join("state").display(),
+        control.display()
+    );
+    let p = dir.join("phoenix.yaml");
+    std::fs::write(&p, text).expect("write the daemon config");
+    p
+}
+
+/// Loadgen serving pipeline `checkout` at `level` and obeying `control`, and a
+/// Prometheus scraping it every second, once Prometheus has its first sample.
+pub fn loadgen_and_prometheus(level: u64, control: &Path) -> (Loadgen, Prometheus) {
+    let loadgen = Loadgen::start(&[
+        "--pipeline",
+        "checkout",
+        "--level",
+        &level.to_string(),
+        "--control-file",
+        control.to_str().expect("a UTF-8 path"),
+    ]);
+    let prom = Prometheus::start(&[("loadgen", &loadgen.addr)]);
+    wait_until(
+        "Prometheus to scrape loadgen",
+        Duration::from_secs(30),
+        || {
+            let v = query(&prom.url, "loadgen_input_series")?;
+            (!v.is_empty())
+                .then_some(())
+                .ok_or_else(|| format!("{v:?}"))
+        },
+    );
+    (loadgen, prom)
 }
