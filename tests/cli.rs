@@ -561,7 +561,10 @@ fn simulate_flash_crowd_json() {
     .success();
     let v: serde_json::Value = serde_json::from_str(&run.stdout)
         .unwrap_or_else(|e| panic!("not JSON: {e}\n{}", run.show()));
-    let rows = v.as_array().expect("a JSON array of controllers");
+    assert_eq!(v["scenario"], "flash-crowd");
+    let rows = v["traces"][0]["controllers"]
+        .as_array()
+        .expect("an array of controllers per trace");
     let names: Vec<&str> = rows
         .iter()
         .map(|r| r["controller"].as_str().expect("controller name"))

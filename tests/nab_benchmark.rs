@@ -8,7 +8,7 @@ use phoenix::policy::ValidatedPolicy;
 use phoenix::sim::report::{self, Metrics};
 use phoenix::sim::runner::Plant;
 use phoenix::sim::simulate::{Baseline, Simulation};
-use phoenix::sim::trace::read_trace;
+use phoenix::sim::trace::{Values, read_trace};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -68,7 +68,7 @@ fn mean_over(files: &[PathBuf]) -> Vec<Metrics> {
     };
     let mut rows = Vec::new();
     for f in files {
-        let mut trace = read_trace(f).unwrap();
+        let mut trace = read_trace(f, Values::Signal).unwrap();
         trace.rescale(0.4 * BUDGET, 2.2 * BUDGET);
         let sim = Simulation {
             demand: trace.demand().to_vec(),

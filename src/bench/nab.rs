@@ -21,7 +21,7 @@
 
 use crate::core::Timestamp;
 use crate::fsutil::{io_text, write_atomically};
-use crate::sim::trace::{TraceError, read_trace};
+use crate::sim::trace::{TraceError, Values, read_trace};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{self, Write};
@@ -227,7 +227,7 @@ impl Corpus {
                     labels: labels_name,
                 });
             };
-            let trace = read_trace(&path)?;
+            let trace = read_trace(&path, Values::Signal)?;
             let windows = resolve_windows(&trace.timestamps, bounds, &labels_name, &key)?;
             files.push(CorpusFile {
                 category,

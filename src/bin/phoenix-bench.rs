@@ -16,7 +16,7 @@ use phoenix::sim::report;
 use phoenix::sim::runner::Plant;
 use phoenix::sim::simulate::Simulation;
 use phoenix::sim::synth::{self, SynthSpec};
-use phoenix::sim::trace::read_trace;
+use phoenix::sim::trace::{Values, read_trace};
 use std::fmt::Write as _;
 use std::hint::black_box;
 use std::io::Write as _;
@@ -101,7 +101,7 @@ fn simulation(trace: &phoenix::sim::trace::Trace, policy: &ValidatedPolicy) -> S
 
 fn whole_run(path: &Path, policy: &ValidatedPolicy) -> Result<WholeRun, String> {
     let t0 = Instant::now();
-    let trace = read_trace(path).map_err(|e| e.to_string())?;
+    let trace = read_trace(path, Values::SeriesCounts).map_err(|e| e.to_string())?;
     let t1 = Instant::now();
     let sim = simulation(&trace, policy);
     let t2 = Instant::now();
@@ -287,7 +287,7 @@ fn run() -> Result<(), String> {
     let s = step_bench();
     // Journal size: the 2M-tick run once more, every step journaled.
     let journal = {
-        let trace = read_trace(&two_m).map_err(|e| e.to_string())?;
+        let trace = read_trace(&two_m, Values::SeriesCounts).map_err(|e| e.to_string())?;
         let sim = simulation(&trace, &policy);
         let path = dir.0.join("journal.jsonl.gz");
         let t = Instant::now();

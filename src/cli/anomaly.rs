@@ -7,7 +7,7 @@ use crate::bench::nab::{self, Corpus, NabError};
 use crate::bench::nab_baselines::WindowedGaussian;
 use crate::core::Timestamp;
 use crate::core::anomaly::{DEFAULT_THRESHOLD, Detector, DetectorKind};
-use crate::sim::trace::{TraceError, read_trace};
+use crate::sim::trace::{TraceError, Values, read_trace};
 use clap::{Args, Subcommand};
 use std::io;
 use std::path::PathBuf;
@@ -55,7 +55,7 @@ pub struct AnomalyBenchArgs {
     detector: DetectorChoice,
     /// The one threshold for the corpus (default: DEFAULT_THRESHOLD; 1.0, NAB's published
     /// threshold, for windowed_gaussian).
-    #[arg(long, value_parser = parse_threshold)]
+    #[arg(long, value_parser = parse_threshold, allow_negative_numbers = true)]
     threshold: Option<f64>,
 }
 
@@ -192,10 +192,15 @@ fn parse_detector(s: &str) -> Result<DetectorChoice, String> {
         .map_err(|e| format!("{e}, or `windowed_gaussian` (NAB's baseline)"))
 }
 
+/// A score threshold: scores are in [0, 1], so a cut outside (0, 1] flags every point or
+/// none, and the benchmark would score a detector that cannot exist.
 fn parse_threshold(s: &str) -> Result<f64, String> {
     match s.trim().parse::<f64>() {
-        Ok(t) if t.is_finite() => Ok(t),
-        _ => Err(format!("{s:?} is not a finite number (e.g. 0.5)")),
+        Ok(t) if t > 0.0 && t <= 1.0 => Ok(t),
+        Ok(t) if t.is_finite() => Err(format!(
+            "{s}: a threshold must be in (0, 1], as scores are (e.g. 0.5)"
+        )),
+        _ => Err(format!("{s:?} is not a number in (0, 1] (e.g. 0.5)")),
     }
 }
 
@@ -203,7 +208,7 @@ fn score(args: &AnomalyScoreArgs) -> Result<ExitCode, AnomalyError> {
     if let Some(out) = &args.out {
         check_output_path(out)?;
     }
-    let trace = read_trace(&args.file)?;
+    let trace = read_trace(&args.file, Values::Signal)?;
     // read_trace reads JSON too; the result format wants the CSV's own timestamp text.
     let text = std::fs::read_to_string(&args.file).map_err(|err| AnomalyError::Read {
         path: args.file.clone(),

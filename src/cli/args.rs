@@ -12,14 +12,37 @@ pub struct Ladder(pub Vec<ProfileSpec>);
 
 /// A positive duration like `15s` or `1m`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s).map_err(|e| format!("{e} (write e.g. 15s, 1m)"))?;
+    if s.trim_start().starts_with('-') {
+        return Err(format!(
+            "{s}: a duration cannot be negative (write e.g. 15s, 1m)"
+        ));
+    }
+    let d = humantime::parse_duration(s).map_err(|e| match e {
+        humantime::DurationError::NumberOverflow => {
+            format!("{s}: the number is too large for a duration (write e.g. 15s, 1m)")
+        }
+        e => format!("{e} (write e.g. 15s, 1m)"),
+    })?;
     if d.is_zero() {
         return Err("must be > 0".into());
     }
     Ok(d)
 }
 
-/// `MIN:MAX` with 0 <= MIN <= MAX, both finite.
+/// A budget: a whole number of series from 1 to 1e12 (`100000`, `1e5`).
+pub fn parse_budget(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(b) if (1.0..=1e12).contains(&b) && b.fract() == 0.0 => Ok(b),
+        _ => Err(format!(
+            "{s:?} is not a budget: give a whole number of series from 1 to 1e12, e.g. 100000"
+        )),
+    }
+}
+
+/// Largest multiple of the budget a trace may be rescaled to, as in scenario files.
+const MAX_RESCALE: f64 = 1000.0;
+
+/// `MIN:MAX` with 0 <= MIN <= MAX <= 1000, both finite.
 pub fn parse_rescale(s: &str) -> Result<(f64, f64), String> {
     let (a, b) = s.split_once(':').ok_or("expected MIN:MAX, e.g. 0.4:2.2")?;
     let a: f64 = a
@@ -32,6 +55,11 @@ pub fn parse_rescale(s: &str) -> Result<(f64, f64), String> {
         .map_err(|_| format!("{b:?} is not a number (expected MIN:MAX, e.g. 0.4:2.2)"))?;
     if !(a.is_finite() && b.is_finite() && 0.0 <= a && a <= b) {
         return Err(format!("{s}: need 0 <= MIN <= MAX"));
+    }
+    if b > MAX_RESCALE {
+        return Err(format!(
+            "{s}: MAX is a multiple of the budget, at most {MAX_RESCALE} (e.g. 0.4:2.2)"
+        ));
     }
     Ok((a, b))
 }
@@ -92,10 +120,32 @@ mod tests {
         assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
         assert_eq!(parse_duration("0s"), Err("must be > 0".to_string()));
         assert!(
+            parse_duration("-15s")
+                .unwrap_err()
+                .contains("cannot be negative")
+        );
+        assert!(
+            parse_duration("99999999999999999999s")
+                .unwrap_err()
+                .contains("too large")
+        );
+        assert!(
             parse_duration("soon")
                 .unwrap_err()
                 .ends_with("(write e.g. 15s, 1m)")
         );
+    }
+
+    #[test]
+    fn budgets_are_whole_numbers_of_series() {
+        assert_eq!(parse_budget("100000"), Ok(100_000.0));
+        assert_eq!(parse_budget("1e5"), Ok(100_000.0));
+        for bad in ["0", "-5", "1.5", "1e13", "nan", "x"] {
+            assert!(
+                parse_budget(bad).unwrap_err().contains("whole number"),
+                "{bad}"
+            );
+        }
     }
 
     #[test]
@@ -117,6 +167,11 @@ mod tests {
                 .starts_with("\"x\" is not a number")
         );
         assert!(parse_rescale("0:inf").is_err());
+        assert!(
+            parse_rescale("0:1e300")
+                .unwrap_err()
+                .contains("at most 1000")
+        );
     }
 
     #[test]

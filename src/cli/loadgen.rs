@@ -8,7 +8,7 @@ use crate::fsutil::io_text;
 use crate::loadgen::{
     self, Levels, LevelsFromTraceError, LoadgenConfig, Mode, PipelinesError, ServeError, Steps,
 };
-use crate::sim::trace::{TraceError, read_trace};
+use crate::sim::trace::{TraceError, Values, read_trace};
 use clap::{ArgGroup, Args, ValueEnum};
 use std::io::IsTerminal as _;
 use std::net::SocketAddr;
@@ -147,7 +147,9 @@ fn levels(args: &LoadgenArgs) -> Result<Levels, LoadgenError> {
         args.pipeline.clone()
     };
     if let Some(path) = &args.trace {
-        let trace = read_trace(path)?;
+        // Finite and within the cap here; loadgen's levels then refuse negative counts
+        // themselves, naming the data row (`Levels::from_trace`).
+        let trace = read_trace(path, Values::Signal)?;
         return Ok(Levels::from_trace(names, &trace, args.speed)?);
     }
     let steps = match (&args.schedule, args.level) {

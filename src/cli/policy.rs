@@ -2,11 +2,20 @@
 //! line each (`FILE:LINE:COL: field.path: message`); the verdict is the exit code.
 //! Warnings (`FILE:LINE:COL: warning: field.path: message`) do not fail the check: they
 //! mark what validated but may lose data, such as a labeldrop that could merge series.
+//! `phoenix policy show-default` prints the default policy built into the binary, the one
+//! `phoenix simulate --trace` runs without `--policy`.
 
 use crate::policy::check_files;
 use clap::Subcommand;
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+/// `policies/default.yaml`, built into the binary so commands that default to it work
+/// from any folder, with only the binary installed.
+pub(crate) const DEFAULT_POLICY: &str = include_str!("../../policies/default.yaml");
+
+/// How the built-in default names itself in messages and reports.
+pub(crate) const DEFAULT_POLICY_ORIGIN: &str = "policies/default.yaml (built in)";
 
 /// The `policy` subcommands.
 #[derive(Subcommand, Debug)]
@@ -17,12 +26,19 @@ pub enum PolicyCommand {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Print the default policy built into this binary (save it to start a policy of
+    /// your own).
+    ShowDefault,
 }
 
 /// Runs a `policy` subcommand: success when every file is valid.
 pub fn run(command: PolicyCommand) -> ExitCode {
     match command {
         PolicyCommand::Check { files } => check(&files),
+        PolicyCommand::ShowDefault => {
+            print!("{DEFAULT_POLICY}");
+            ExitCode::SUCCESS
+        }
     }
 }
 

@@ -195,7 +195,15 @@ fn plan(cfg: &DaemonConfig, policy: ValidatedPolicy) -> Result<RunPlan, RunCliEr
         ConfigSource::Replay(r) => {
             let ticks = match r.input() {
                 ReplayInput::Trace(path) => {
-                    let mut trace = crate::sim::trace::read_trace(path)?;
+                    use crate::sim::trace::Values;
+                    // A trace mapped onto the budget is a shape; one replayed as is holds
+                    // series counts.
+                    let values = if r.budget_scale().is_some() {
+                        Values::Signal
+                    } else {
+                        Values::SeriesCounts
+                    };
+                    let mut trace = crate::sim::trace::read_trace(path, values)?;
                     let pipeline = r.pipeline().to_string();
                     let budget = cfg.budget_for(&pipeline, &policy).unwrap_or(100_000.0);
                     if let Some(sc) = r.budget_scale() {

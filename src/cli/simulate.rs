@@ -1,21 +1,29 @@
 //! `phoenix simulate`: replays a trace (a scenario file, or `--trace` files with the plant
 //! given as flags) through policies and baselines on virtual time, then prints the report
-//! and optionally writes the tick CSV and the SVG plot.
+//! (with each controller's decision log under the table) and optionally writes the tick
+//! CSV and the SVG plot.
+//!
+//! It refuses rather than answer another question than the one asked: a policy whose
+//! ladder is not the plant's, a value no series count can have, an output it cannot write
+//! (checked before the run, so nothing is left half-written).
 
-use super::args::{Ladder, parse_duration, parse_ladder, parse_rescale};
+use super::args::{Ladder, parse_budget, parse_duration, parse_ladder, parse_rescale};
 use super::output::{OutputPathError, check_output_path};
+use super::policy::{DEFAULT_POLICY, DEFAULT_POLICY_ORIGIN};
 use super::progress::Progress;
 use crate::policy::{PolicyError, ValidatedPolicy};
+use crate::sim::decisions;
+use crate::sim::json;
 use crate::sim::plot::{self, PlotError};
 use crate::sim::record::ControllerRun;
 use crate::sim::report::{self, Metrics};
 use crate::sim::runner::Plant;
 use crate::sim::scenario::{Scenario, ScenarioError};
-use crate::sim::simulate::{Baseline, Simulation};
+use crate::sim::simulate::{Baseline, LadderMismatch, Simulation};
 use crate::sim::ticks::{self, TicksError};
-use crate::sim::trace::{TraceError, read_trace};
+use crate::sim::trace::{TraceError, Values, read_trace};
 use clap::{Args, ValueEnum};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -36,13 +44,13 @@ pub struct SimulateArgs {
     #[arg(long = "trace", conflicts_with = "scenario", num_args = 1..)]
     traces: Vec<PathBuf>,
     /// Tick length; consecutive rows are consecutive ticks whatever their timestamps.
-    #[arg(long, default_value = "15s", value_parser = parse_duration, conflicts_with = "scenario")]
+    #[arg(long, default_value = "15s", value_parser = parse_duration, conflicts_with = "scenario", allow_hyphen_values = true)]
     tick: Duration,
     /// Map the trace's min and max to these multiples of the budget (`0.4:2.2`).
     #[arg(long, value_parser = parse_rescale, conflicts_with = "scenario")]
     rescale: Option<(f64, f64)>,
-    /// Output budget in series.
-    #[arg(long, default_value_t = 100_000.0, conflicts_with = "scenario")]
+    /// Output budget in series (a whole number from 1 to 1e12).
+    #[arg(long, default_value = "100000", value_parser = parse_budget, conflicts_with = "scenario", allow_hyphen_values = true)]
     budget: f64,
     /// Profiles and their true retention, least to most reducing.
     #[arg(long, default_value = "conservative=0.9,balanced=0.6,aggressive=0.35", value_parser = parse_ladder, conflicts_with = "scenario")]
@@ -59,7 +67,8 @@ pub struct SimulateArgs {
     /// Share of applies that fail (the previous profile stays in force), in [0, 1].
     #[arg(long, default_value_t = 0.0, conflicts_with = "scenario")]
     failure_rate: f64,
-    /// Policy file(s) to compare (default with --trace: policies/default.yaml).
+    /// Policy file(s) to compare (default with --trace: the built-in default policy, which
+    /// `phoenix policy show-default` prints).
     #[arg(long = "policy")]
     policies: Vec<PathBuf>,
     /// Run only the given policies, no threshold/hpa/oracle baselines.
@@ -71,9 +80,12 @@ pub struct SimulateArgs {
     /// Write every tick of every controller to this CSV (single trace only).
     #[arg(long = "ticks")]
     ticks_out: Option<PathBuf>,
-    /// Write an SVG plot (single trace only).
+    /// Write an SVG plot (single trace only; the file name must end in .svg).
     #[arg(long = "plot")]
     plot_out: Option<PathBuf>,
+    /// Decision log entries shown per controller under the table (0: no log).
+    #[arg(long, default_value_t = 10)]
+    decisions: usize,
     /// With several traces, also print each trace's table.
     #[arg(long)]
     per_trace: bool,
@@ -89,17 +101,23 @@ pub enum SimulateError {
     /// Neither a scenario nor `--trace` was given.
     #[error("give a scenario file (e.g. simulations/flash-crowd.yaml) or --trace FILE")]
     NoInput,
-    /// `--trace` without `--policy`, and no `policies/default.yaml` in the current folder.
+    /// `--plot` with a file name that is not `.svg`.
     #[error(
-        "no --policy given and policies/default.yaml not found here (run from the repository or pass --policy FILE)"
+        "--plot {}: only SVG plots are written; give a file name ending in .svg{}",
+        path.display(),
+        if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("png")) {
+            " (convert it to PNG with e.g. `rsvg-convert -o plot.png plot.svg`)"
+        } else {
+            ""
+        }
     )]
-    NoDefaultPolicy,
-    /// `--budget` out of range.
-    #[error("--budget {budget_series}: must be a number of series from 1 to 1e12")]
-    Budget {
-        /// The value given.
-        budget_series: f64,
+    PlotFormat {
+        /// The path given.
+        path: PathBuf,
     },
+    /// A policy and the plant do not share a ladder.
+    #[error(transparent)]
+    Ladder(#[from] LadderMismatch),
     /// `--noise` out of range.
     #[error("--noise {noise}: must be in [0, 1]")]
     Noise {
@@ -149,37 +167,54 @@ pub enum SimulateError {
 
 /// Runs the simulation(s) and prints the report.
 pub fn run(args: SimulateArgs) -> Result<ExitCode, SimulateError> {
+    if let Some(p) = &args.plot_out
+        && !p.extension().is_some_and(|e| e.eq_ignore_ascii_case("svg"))
+    {
+        return Err(SimulateError::PlotFormat { path: p.clone() });
+    }
     let mut per_trace: Vec<(String, Vec<ControllerRun>)> = Vec::new();
+    let scenario_name;
+    let info_plant;
+    let (budget_series, tick);
     if let Some(path) = &args.scenario {
         let sc = Scenario::load(path)?;
         let trace = sc.trace()?;
-        let mut paths = sc.policies.clone();
-        paths.extend(args.policies.iter().cloned());
-        let mut sim = Simulation::from_scenario(&sc, &trace, load_policies(&paths)?);
+        let mut policies = load_policies(&sc.policies)?;
+        policies.extend(load_policies(&args.policies)?);
+        let mut sim = Simulation::from_scenario(&sc, &trace, policies);
+        sim.check_ladders(&format!("{} plant.retention", path.display()))?;
         if args.no_baselines {
             sim.baselines.clear();
         }
-        if let Some(j) = &args.journal_out {
-            check_output_path(j)?;
-        }
+        // A scenario's journal records its first policy.
+        check_outputs(&args, 1, 1)?;
         let mut progress = Progress::new(sim.demand.len() as u64 * sim.controllers() as u64);
         let runs = run_with_progress(&sim, &mut progress, 0, args.journal_out.as_deref())?;
         progress.finish();
-        per_trace.push((sc.name.clone(), runs));
+        per_trace.push((trace.origin.clone(), runs));
+        scenario_name = Some(sc.name.clone());
+        info_plant = sc.plant.clone();
+        (budget_series, tick) = (sc.budget_series, sc.tick);
     } else {
         if args.traces.is_empty() {
             return Err(SimulateError::NoInput);
         }
-        let paths = if args.policies.is_empty() {
-            let default = PathBuf::from("policies/default.yaml");
-            if !default.exists() {
-                return Err(SimulateError::NoDefaultPolicy);
-            }
-            vec![default]
+        if !(0.0..=1.0).contains(&args.failure_rate) {
+            return Err(SimulateError::FailureRate {
+                rate: args.failure_rate,
+            });
+        }
+        if !(0.0..=1.0).contains(&args.noise) {
+            return Err(SimulateError::Noise { noise: args.noise });
+        }
+        let policies = if args.policies.is_empty() {
+            vec![ValidatedPolicy::from_str(
+                DEFAULT_POLICY,
+                DEFAULT_POLICY_ORIGIN,
+            )?]
         } else {
-            args.policies.clone()
+            load_policies(&args.policies)?
         };
-        let policies = load_policies(&paths)?;
         let plant = Plant {
             ladder: args.retention.0.clone(),
             delay_ticks: args.delay_ticks,
@@ -187,22 +222,17 @@ pub fn run(args: SimulateArgs) -> Result<ExitCode, SimulateError> {
             seed: args.seed,
             failure_rate: args.failure_rate,
         };
-        if !(0.0..=1.0).contains(&args.failure_rate) {
-            return Err(SimulateError::FailureRate {
-                rate: args.failure_rate,
-            });
-        }
-        if !(1.0..=1e12).contains(&args.budget) {
-            return Err(SimulateError::Budget {
-                budget_series: args.budget,
-            });
-        }
-        if !(0.0..=1.0).contains(&args.noise) {
-            return Err(SimulateError::Noise { noise: args.noise });
-        }
+        check_outputs(&args, args.traces.len(), policies.len())?;
         let mut sims = Vec::new();
         for path in &args.traces {
-            let mut trace = read_trace(path)?;
+            // A trace rescaled onto the budget is a shape of any sign; one used as is holds
+            // series counts.
+            let values = if args.rescale.is_some() {
+                Values::Signal
+            } else {
+                Values::SeriesCounts
+            };
+            let mut trace = read_trace(path, values)?;
             if trace.is_empty() {
                 return Err(SimulateError::EmptyTrace { path: path.clone() });
             }
@@ -222,18 +252,13 @@ pub fn run(args: SimulateArgs) -> Result<ExitCode, SimulateError> {
                     Baseline::ALL.to_vec()
                 },
             };
+            sim.check_ladders("--retention")?;
             sims.push((path.display().to_string(), sim));
         }
         let total: u64 = sims
             .iter()
             .map(|(_, s)| s.demand.len() as u64 * s.controllers() as u64)
             .sum();
-        if let Some(j) = &args.journal_out {
-            if sims.len() > 1 || policies.len() > 1 {
-                return Err(SimulateError::JournalNeedsOneRun);
-            }
-            check_output_path(j)?;
-        }
         let mut progress = Progress::new(total);
         let mut offset = 0;
         for (name, sim) in &sims {
@@ -242,30 +267,50 @@ pub fn run(args: SimulateArgs) -> Result<ExitCode, SimulateError> {
             per_trace.push((name.clone(), runs));
         }
         progress.finish();
+        scenario_name = None;
+        info_plant = plant;
+        (budget_series, tick) = (args.budget, args.tick);
     }
 
-    if per_trace.len() > 1 && (args.ticks_out.is_some() || args.plot_out.is_some()) {
-        return Err(SimulateError::OutputsNeedOneTrace);
-    }
-    // Check every output location before writing any, so a bad second path does not
-    // leave the first file written by a run that reports failure.
-    for p in [&args.ticks_out, &args.plot_out].into_iter().flatten() {
-        check_output_path(p)?;
-    }
     if let Some((_, runs)) = per_trace.first() {
         if let Some(p) = &args.ticks_out {
             ticks::write_ticks(p, runs)?;
         }
         if let Some(p) = &args.plot_out {
-            plot::write_plot(p, runs)?;
+            let title = scenario_name.as_deref().unwrap_or(&per_trace[0].0);
+            plot::write_plot(p, title, runs)?;
         }
     }
-    let rows: Vec<Vec<Metrics>> = per_trace
+    let rows: Vec<(String, Vec<Metrics>)> = per_trace
         .iter()
-        .map(|(_, runs)| runs.iter().map(report::metrics).collect())
+        .map(|(name, runs)| (name.clone(), runs.iter().map(report::metrics).collect()))
         .collect();
-    print_report(&args, &per_trace, &rows);
+    let info = json::RunInfo {
+        scenario: scenario_name.as_deref(),
+        budget_series,
+        tick,
+        plant: &info_plant,
+    };
+    print_report(&args, &info, &per_trace, &rows);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Checks every output before the run, so a bad path fails in a second and a failing
+/// second path does not leave the first file written by a run that reports failure.
+fn check_outputs(args: &SimulateArgs, traces: usize, policies: usize) -> Result<(), SimulateError> {
+    if traces > 1 && (args.ticks_out.is_some() || args.plot_out.is_some()) {
+        return Err(SimulateError::OutputsNeedOneTrace);
+    }
+    if let Some(j) = &args.journal_out {
+        if traces > 1 || policies > 1 {
+            return Err(SimulateError::JournalNeedsOneRun);
+        }
+        check_output_path(j)?;
+    }
+    for p in [&args.ticks_out, &args.plot_out].into_iter().flatten() {
+        check_output_path(p)?;
+    }
+    Ok(())
 }
 
 fn load_policies(paths: &[PathBuf]) -> Result<Vec<ValidatedPolicy>, PolicyError> {
@@ -279,7 +324,7 @@ fn run_with_progress(
     sim: &Simulation,
     progress: &mut Progress,
     offset: u64,
-    journal: Option<&std::path::Path>,
+    journal: Option<&Path>,
 ) -> Result<Vec<ControllerRun>, SimulateError> {
     let mut update = |t| progress.update(offset + t);
     match journal {
@@ -298,46 +343,54 @@ fn run_with_progress(
     }
 }
 
+/// `1 tick`, `2 ticks`.
+fn ticks_text(n: usize) -> String {
+    format!("{n} tick{}", if n == 1 { "" } else { "s" })
+}
+
 fn print_report(
     args: &SimulateArgs,
+    info: &json::RunInfo<'_>,
     per_trace: &[(String, Vec<ControllerRun>)],
-    rows: &[Vec<Metrics>],
+    rows: &[(String, Vec<Metrics>)],
 ) {
-    match args.format {
-        Format::Json if rows.len() == 1 => println!("{}", report::to_json(&rows[0])),
-        Format::Json => {
-            let traces: Vec<serde_json::Value> = per_trace
-                .iter()
-                .zip(rows)
-                .map(|((name, _), m)| serde_json::json!({ "trace": name, "controllers": m }))
-                .collect();
-            let doc = serde_json::json!({ "mean": report::mean(rows), "traces": traces });
-            println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    let log = |runs: &[ControllerRun]| {
+        if args.decisions > 0 {
+            println!();
+            print!("{}", decisions::render(runs, args.decisions));
         }
+    };
+    match args.format {
+        Format::Json => println!("{}", json::to_string(&json::report(info, rows))),
         Format::Table if rows.len() == 1 => {
-            let (name, runs) = &per_trace[0];
+            let (trace, runs) = &per_trace[0];
             let ticks = runs.first().map_or(0, |r| r.ticks.len());
+            let name = info.scenario.unwrap_or(trace);
             println!(
-                "{name}: {ticks} ticks of {}",
-                crate::core::time::fmt_duration(args_tick(args, runs))
+                "{name}: {} of {}",
+                ticks_text(ticks),
+                crate::core::time::fmt_duration(info.tick)
             );
-            print!("{}", report::table(&rows[0]));
+            print!("{}", report::table(&rows[0].1));
+            log(runs);
         }
         Format::Table => {
             if args.per_trace {
-                for ((name, _), m) in per_trace.iter().zip(rows) {
+                for ((name, m), (_, runs)) in rows.iter().zip(per_trace) {
                     println!("{name}");
                     print!("{}", report::table(m));
+                    log(runs);
                     println!();
                 }
             }
-            println!("mean over {} traces", rows.len());
-            print!("{}", report::table(&report::mean(rows)));
+            let all: Vec<Vec<Metrics>> = rows.iter().map(|(_, m)| m.clone()).collect();
+            let total: usize = all.iter().filter_map(|m| m.first()).map(|m| m.ticks).sum();
+            println!(
+                "mean over {} traces ({} in all; the ticks column is each controller's total)",
+                rows.len(),
+                ticks_text(total)
+            );
+            print!("{}", report::table(&report::mean(&all)));
         }
     }
-}
-
-/// The tick the runs used (a scenario's own, or `--tick`).
-fn args_tick(args: &SimulateArgs, runs: &[ControllerRun]) -> Duration {
-    runs.first().map_or(args.tick, |r| r.tick)
 }

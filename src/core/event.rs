@@ -303,23 +303,75 @@ impl Decision {
 
 /// Formats a series count compactly: 112000 → `112k`.
 pub fn fmt_series(v: f64) -> String {
+    series_with(v, 0)
+}
+
+/// [`fmt_series`] with `extra` decimals beyond its usual ones (`M` two, `k` one, units
+/// none), trailing zeros dropped.
+fn series_with(v: f64, extra: usize) -> String {
     let a = v.abs();
-    if a >= 1e6 {
-        let s = format!("{:.2}", v / 1e6);
-        format!("{}M", s.trim_end_matches('0').trim_end_matches('.'))
+    let (scaled, decimals, unit) = if a >= 1e6 {
+        (v / 1e6, 2, "M")
     } else if a >= 1e3 {
-        let s = format!("{:.1}", v / 1e3);
-        format!("{}k", s.trim_end_matches(".0"))
+        (v / 1e3, 1, "k")
     } else {
-        format!("{v:.0}")
+        (v, 0, "")
+    };
+    format!(
+        "{}{unit}",
+        trim_zeros(format!("{:.*}", decimals + extra, scaled))
+    )
+}
+
+/// A fraction as a percentage with one decimal: 0.987 → `98.7%`, 0.99 → `99%`.
+pub fn fmt_pct(v: f64) -> String {
+    pct_with(v, 1)
+}
+
+/// Percentages of fractions that are compared in one sentence, each with the fewest
+/// decimals (at least one) that print any two different values differently, so a
+/// sentence never reads "pressure 99% > 99%": it reads "pressure 99.004% > 99%".
+/// Rounding keeps order, so the printed numbers compare as the values do.
+pub fn fmt_pcts<const N: usize>(values: [f64; N]) -> [String; N] {
+    distinct(values, |v, extra| pct_with(v, 1 + extra))
+}
+
+/// A series count and the limit it is compared with (`(value, limit)`), the count with
+/// the fewest extra decimals that print it differently from the limit written the same
+/// way: "output 150.004k > 150% of budget 100k", never "output 150k > 150% of 100k".
+pub fn fmt_series_vs(value: f64, limit: f64) -> String {
+    let [v, _] = distinct([value, limit], series_with);
+    v
+}
+
+/// Decimals past which formatting stops adding any: an f64 has 17 significant digits.
+const MAX_EXTRA_DECIMALS: usize = 17;
+
+/// Formats every value with the smallest `extra` at which values that differ print
+/// differently (the largest tried if none is enough).
+fn distinct<const N: usize>(values: [f64; N], fmt: impl Fn(f64, usize) -> String) -> [String; N] {
+    let mut extra = 0;
+    loop {
+        let out = values.map(|v| fmt(v, extra));
+        let clash = (0..N).any(|i| (i + 1..N).any(|j| values[i] != values[j] && out[i] == out[j]));
+        if !clash || extra == MAX_EXTRA_DECIMALS {
+            return out;
+        }
+        extra += 1;
     }
 }
 
-/// A fraction as a percentage with one decimal, so that two different values never print
-/// alike ("pressure 98.8% > 98.7%", not "99% > 99%").
-pub fn fmt_pct(v: f64) -> String {
-    let s = format!("{:.1}", v * 100.0);
-    format!("{}%", s.strip_suffix(".0").unwrap_or(&s))
+fn pct_with(v: f64, decimals: usize) -> String {
+    format!("{}%", trim_zeros(format!("{:.*}", decimals, v * 100.0)))
+}
+
+/// `98.80` → `98.8`, `99.0` → `99`; integers are left alone.
+fn trim_zeros(s: String) -> String {
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
 }
 
 /// "for 1m30s", or "at once" for zero.
@@ -346,15 +398,15 @@ impl fmt::Display for Decision {
                 pressure,
                 threshold,
                 held_for,
-            } => write!(
-                f,
-                "output {} with predicted pressure {} > {} of budget {} {}",
-                fmt_series(*output),
-                fmt_pct(*pressure),
-                fmt_pct(*threshold),
-                b,
-                fmt_for(*held_for),
-            ),
+            } => {
+                let [p, t] = fmt_pcts([*pressure, *threshold]);
+                write!(
+                    f,
+                    "output {} with predicted pressure {p} > {t} of budget {b} {}",
+                    fmt_series(*output),
+                    fmt_for(*held_for),
+                )
+            }
             Cause::Fits {
                 predicted_output,
                 threshold,
@@ -363,7 +415,7 @@ impl fmt::Display for Decision {
                 f,
                 "{} would output {} < {} of budget {} {}",
                 self.to,
-                fmt_series(*predicted_output),
+                fmt_series_vs(*predicted_output, threshold * self.budget),
                 fmt_pct(*threshold),
                 b,
                 fmt_for(*held_for),
@@ -371,7 +423,7 @@ impl fmt::Display for Decision {
             Cause::HardLimit { output, ratio } => write!(
                 f,
                 "emergency: output {} > {} of budget {}",
-                fmt_series(*output),
+                fmt_series_vs(*output, ratio * self.budget),
                 fmt_pct(*ratio),
                 b
             ),
@@ -609,13 +661,13 @@ impl fmt::Display for Kept {
                 pressure,
                 escalate_above,
                 relax_below,
-            } => write!(
-                f,
-                "kept: pressure {} within the band (relax below {}, escalate above {})",
-                fmt_pct(*pressure),
-                fmt_pct(*relax_below),
-                fmt_pct(*escalate_above)
-            ),
+            } => {
+                let [p, r, e] = fmt_pcts([*pressure, *relax_below, *escalate_above]);
+                write!(
+                    f,
+                    "kept: pressure {p} within the band (relax below {r}, escalate above {e})"
+                )
+            }
             Kept::AtMostReducing { pressure } => write!(
                 f,
                 "kept: pressure {} but already at the most reducing profile",
@@ -718,4 +770,57 @@ pub struct ApplyEvent {
     pub rolled_back: bool,
     /// The profile in force after it.
     pub in_force: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentages_keep_one_decimal_unless_two_values_would_print_alike() {
+        assert_eq!(fmt_pct(0.987), "98.7%");
+        assert_eq!(fmt_pct(0.99), "99%");
+        assert_eq!(fmt_pcts([0.987, 0.99]), ["98.7%", "99%"]);
+        assert_eq!(fmt_pcts([0.99004, 0.99]), ["99.004%", "99%"]);
+        assert_eq!(fmt_pcts([0.99, 0.99]), ["99%", "99%"]);
+        // Three values: enough digits for every pair that differs.
+        assert_eq!(fmt_pcts([0.95001, 0.95, 0.99]), ["95.001%", "95%", "99%"]);
+        // However close, two different numbers never print alike, and order is kept.
+        let a = 0.99_f64;
+        let b = f64::from_bits(a.to_bits() + 1);
+        let [sa, sb] = fmt_pcts([b, a]);
+        assert_ne!(sa, sb);
+    }
+
+    #[test]
+    fn series_against_a_limit_get_the_digits_that_tell_them_apart() {
+        assert_eq!(fmt_series(112_000.0), "112k");
+        assert_eq!(fmt_series(1_250_000.0), "1.25M");
+        assert_eq!(fmt_series(999.0), "999");
+        assert_eq!(fmt_series_vs(126_000.0, 100_000.0), "126k");
+        assert_eq!(fmt_series_vs(150_004.0, 150_000.0), "150.004k");
+        assert_eq!(fmt_series_vs(94_999.0, 95_000.0), "94.999k");
+    }
+
+    #[test]
+    fn a_pressure_just_over_its_threshold_reads_as_over() {
+        let d = Decision {
+            pipeline: "p".into(),
+            from: "conservative".into(),
+            to: "balanced".into(),
+            to_index: 1,
+            escalation: true,
+            budget: 100_000.0,
+            cause: Cause::Pressure {
+                output: 99_004.0,
+                pressure: 0.99004,
+                threshold: 0.99,
+                held_for: Duration::ZERO,
+            },
+        };
+        assert_eq!(
+            d.to_string(),
+            "escalated conservative→balanced: output 99k with predicted pressure 99.004% > 99% of budget 100k at once"
+        );
+    }
 }

@@ -40,6 +40,8 @@ pub use ladder::{LadderProblem, MIN_PROFILES, check_ladder};
 pub use schema::SafeLabel;
 // The daemon config reports its problems the same way (positions, durations, PromQL).
 pub(crate) use locate::Positions;
+// Scenario files are read section by section like policies, into the same problems.
+pub(crate) use parse::{Reporter, Sections};
 pub(crate) use validate::{dur, num, promql_problem};
 
 use crate::core::anomaly::DetectorKind;

@@ -262,16 +262,19 @@ pub(crate) fn parse(text: &str, rep: &mut Reporter<'_>) -> Option<Parsed> {
     })
 }
 
-/// Deserializes top-level sections one at a time.
-struct Sections<'t, 'r, 'o> {
-    text: &'t str,
-    rep: &'r mut Reporter<'o>,
-    failed: &'r mut BTreeSet<&'static str>,
+/// Deserializes top-level sections one at a time (scenario files are read this way too).
+pub(crate) struct Sections<'t, 'r, 'o> {
+    /// The whole document.
+    pub text: &'t str,
+    /// Where problems go.
+    pub rep: &'r mut Reporter<'o>,
+    /// Keys whose section did not parse (already reported).
+    pub failed: &'r mut BTreeSet<&'static str>,
 }
 
 impl Sections<'_, '_, '_> {
     /// A section that may be absent; `None` when absent or broken (broken is reported).
-    fn optional<T: DeserializeOwned>(&mut self, key: &'static str) -> Option<T> {
+    pub fn optional<T: DeserializeOwned>(&mut self, key: &'static str) -> Option<T> {
         let de = serde_yaml_ng::Deserializer::from_str(self.text);
         match (Section::<T> {
             key,
@@ -378,7 +381,7 @@ impl Sections<'_, '_, '_> {
     }
 
     /// A section that must be present.
-    fn required<T: DeserializeOwned>(&mut self, key: &'static str) -> Option<T> {
+    pub fn required<T: DeserializeOwned>(&mut self, key: &'static str) -> Option<T> {
         let was_failed = self.failed.contains(key);
         let v = self.optional::<T>(key);
         if v.is_none() && !was_failed && !self.failed.contains(key) {

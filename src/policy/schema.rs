@@ -50,9 +50,13 @@ impl Visitor<'_> for DurVisitor {
                 "invalid duration `{v}`: durations cannot be negative"
             )));
         }
-        humantime::parse_duration(t)
-            .map(Dur)
-            .map_err(|e| E::custom(format!("invalid duration `{v}`: {e}; {DUR_HINT}")))
+        humantime::parse_duration(t).map(Dur).map_err(|e| match e {
+            // The unit is there; telling the reader to add one would mislead.
+            humantime::DurationError::NumberOverflow => E::custom(format!(
+                "invalid duration `{v}`: the number is too large (durations are at most centuries, e.g. 30s, 5m or 1h30m)"
+            )),
+            e => E::custom(format!("invalid duration `{v}`: {e}; {DUR_HINT}")),
+        })
     }
 
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<Dur, E> {

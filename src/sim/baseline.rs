@@ -8,6 +8,8 @@
 use super::record::Note;
 use super::runner::{Controller, TickView};
 use crate::core::Timestamp;
+use crate::core::config::ProfileSpec;
+use crate::core::event::{fmt_pct, fmt_series, fmt_series_vs};
 use std::collections::VecDeque;
 use std::time::Duration;
 
@@ -15,6 +17,8 @@ use std::time::Duration;
 #[derive(Clone, Debug)]
 pub struct Threshold {
     budget: f64,
+    // Profile names, for the switch sentences.
+    names: Vec<String>,
     // The three profiles it knows, mapped onto the ladder: its ends and its middle.
     conservative: usize,
     balanced: usize,
@@ -23,11 +27,13 @@ pub struct Threshold {
 }
 
 impl Threshold {
-    /// Conservative max = 0.6·budget, aggressive min = 1.0·budget, on a ladder of `n`.
-    pub fn new(budget: f64, n: usize) -> Self {
+    /// Conservative max = 0.6·budget, aggressive min = 1.0·budget, on this ladder.
+    pub fn new(budget: f64, ladder: &[ProfileSpec]) -> Self {
+        let n = ladder.len();
         let last = n.saturating_sub(1);
         Threshold {
             budget,
+            names: ladder.iter().map(|p| p.name.clone()).collect(),
             conservative: 0,
             balanced: n / 2,
             aggressive: last,
@@ -44,7 +50,7 @@ impl Controller for Threshold {
         "threshold"
     }
 
-    fn decide(&mut self, v: &TickView, _texts: &mut Vec<String>) -> (usize, Note) {
+    fn decide(&mut self, v: &TickView, texts: &mut Vec<String>) -> (usize, Note) {
         let cur = v.decided_before;
         let o = v.output;
         if !o.is_finite() {
@@ -58,38 +64,65 @@ impl Controller for Threshold {
         }
         let cmax = 0.6 * self.budget;
         let amin = self.budget;
-        let to = if cur == self.conservative {
+        // The rule that fired, in the bash actuator's words.
+        let above = |limit: f64, what: &str| {
+            format!(
+                "output {} > {what} {}",
+                fmt_series_vs(o, limit),
+                fmt_series(limit)
+            )
+        };
+        let below = |limit: f64, what: &str| {
+            format!(
+                "output {} < {what} {}",
+                fmt_series_vs(o, limit),
+                fmt_series(limit)
+            )
+        };
+        let (to, rule) = if cur == self.conservative {
             if o > 1.1 * cmax {
                 if o > amin {
-                    self.aggressive
+                    (self.aggressive, above(amin, "aggressive-min"))
                 } else {
-                    self.balanced
+                    (self.balanced, above(1.1 * cmax, "1.1 × conservative-max"))
                 }
             } else {
-                cur
+                (cur, String::new())
             }
         } else if cur == self.aggressive {
             if o < 0.9 * amin {
                 if o < cmax {
-                    self.conservative
+                    (self.conservative, below(cmax, "conservative-max"))
                 } else {
-                    self.balanced
+                    (self.balanced, below(0.9 * amin, "0.9 × aggressive-min"))
                 }
             } else {
-                cur
+                (cur, String::new())
             }
         } else if o > amin {
-            self.aggressive
+            (self.aggressive, above(amin, "aggressive-min"))
         } else if o < cmax {
-            self.conservative
+            (self.conservative, below(cmax, "conservative-max"))
         } else {
-            cur
+            (cur, String::new())
         };
-        if to != cur {
-            self.last_change = Some(v.now);
+        if to == cur {
+            return (cur, Note::None);
         }
-        (to, Note::None)
+        self.last_change = Some(v.now);
+        texts.push(format!(
+            "{}: threshold rule: {rule}",
+            switch_words(&self.names, cur, to)
+        ));
+        (to, Note::Switched(texts.len() as u32 - 1))
     }
+}
+
+/// `escalated A→B` or `relaxed A→B`, as policy sentences start.
+fn switch_words(names: &[String], from: usize, to: usize) -> String {
+    let name = |i: usize| names.get(i).map_or("?", String::as_str);
+    let verb = if to > from { "escalated" } else { "relaxed" };
+    format!("{verb} {}→{}", name(from), name(to))
 }
 
 /// The Kubernetes HPA algorithm with profiles as replicas: tolerance 0.1, stabilization
@@ -98,6 +131,8 @@ impl Controller for Threshold {
 pub struct Hpa {
     budget: f64,
     retentions: Vec<f64>,
+    // Profile names, for the switch sentences.
+    names: Vec<String>,
     // Recommendations of the last 300 s, (time, profile index).
     recent: VecDeque<(Timestamp, usize)>,
 }
@@ -110,11 +145,12 @@ const HPA_TOLERANCE: f64 = 0.1;
 const HPA_TARGET: f64 = 0.9;
 
 impl Hpa {
-    /// An HPA over a ladder with these retentions.
-    pub fn new(budget: f64, retentions: Vec<f64>) -> Self {
+    /// An HPA over this ladder.
+    pub fn new(budget: f64, ladder: &[ProfileSpec]) -> Self {
         Hpa {
             budget,
-            retentions,
+            retentions: ladder.iter().map(|p| p.retention).collect(),
+            names: ladder.iter().map(|p| p.name.clone()).collect(),
             recent: VecDeque::new(),
         }
     }
@@ -133,7 +169,7 @@ impl Controller for Hpa {
         "hpa"
     }
 
-    fn decide(&mut self, v: &TickView, _texts: &mut Vec<String>) -> (usize, Note) {
+    fn decide(&mut self, v: &TickView, texts: &mut Vec<String>) -> (usize, Note) {
         let cur = v.decided_before;
         let o = v.output;
         if !o.is_finite() {
@@ -141,12 +177,12 @@ impl Controller for Hpa {
         }
         let target = HPA_TARGET * self.budget;
         let ratio = o / target;
-        let rec = if (1.0 - ratio).abs() <= HPA_TOLERANCE {
-            cur
+        let (rec, desired) = if (1.0 - ratio).abs() <= HPA_TOLERANCE {
+            (cur, None)
         } else {
             // Retention of the profile that produced this output (the "current replicas").
             let desired = self.retentions[v.in_force] / ratio;
-            self.recommend(desired)
+            (self.recommend(desired), Some(desired))
         };
         while self
             .recent
@@ -163,7 +199,33 @@ impl Controller for Hpa {
             let most_protective = self.recent.iter().map(|&(_, p)| p).max().unwrap_or(rec);
             most_protective.min(cur)
         };
-        (to, Note::None)
+        if to == cur {
+            return (to, Note::None);
+        }
+        let name = |i: usize| self.names.get(i).map_or("?", String::as_str);
+        let why = match desired {
+            Some(d) if to > cur => format!(
+                "output {} is {} of the target {} (90% of budget): desired retention {d:.3}, and {} keeps {}",
+                fmt_series(o),
+                fmt_pct(ratio),
+                fmt_series(target),
+                name(to),
+                self.retentions[to]
+            ),
+            _ => format!(
+                "output {} is {} of the target {}; {} is the most protective recommendation of the last {}s",
+                fmt_series(o),
+                fmt_pct(ratio),
+                fmt_series(target),
+                name(to),
+                HPA_DOWN_WINDOW.as_secs()
+            ),
+        };
+        texts.push(format!(
+            "{}: hpa rule: {why}",
+            switch_words(&self.names, cur, to)
+        ));
+        (to, Note::Switched(texts.len() as u32 - 1))
     }
 }
 
@@ -179,6 +241,31 @@ impl Oracle {
     /// The oracle for this ladder.
     pub fn new(budget: f64, retentions: Vec<f64>) -> Self {
         Oracle { budget, retentions }
+    }
+
+    /// Why it puts `to` in force for a tick of demand `input`, after `from`.
+    pub fn reason(&self, names: &[String], from: usize, to: usize, input: f64) -> String {
+        let kept = input * self.retentions[to];
+        let why = if !input.is_finite() {
+            "the next tick has no demand, so nothing needs reducing".to_string()
+        } else if kept <= self.budget {
+            format!(
+                "demand {} × {} = {} fits budget {}; no less reducing profile does",
+                fmt_series(input),
+                self.retentions[to],
+                fmt_series_vs(kept, self.budget),
+                fmt_series(self.budget)
+            )
+        } else {
+            format!(
+                "demand {} × {} = {} > budget {}, and no profile fits",
+                fmt_series(input),
+                self.retentions[to],
+                fmt_series(kept),
+                fmt_series(self.budget)
+            )
+        };
+        format!("{}: oracle: {why}", switch_words(names, from, to))
     }
 
     /// The profile it puts in force for a tick of demand `input`.
@@ -197,6 +284,19 @@ impl Oracle {
 mod tests {
     use super::*;
 
+    fn ladder() -> Vec<ProfileSpec> {
+        [
+            ("conservative", 0.9),
+            ("balanced", 0.6),
+            ("aggressive", 0.35),
+        ]
+        .map(|(name, retention)| ProfileSpec {
+            name: name.into(),
+            retention,
+        })
+        .to_vec()
+    }
+
     fn view(now_s: i64, output: f64, cur: usize) -> TickView {
         TickView {
             tick: 0,
@@ -211,7 +311,7 @@ mod tests {
 
     #[test]
     fn threshold_follows_the_bash_actuator() {
-        let mut t = Threshold::new(100.0, 3);
+        let mut t = Threshold::new(100.0, &ladder());
         let mut texts = Vec::new();
         // From conservative: 65 is not above 1.1·60 = 66.
         assert_eq!(t.decide(&view(0, 65.0, 0), &mut texts).0, 0);
@@ -226,7 +326,7 @@ mod tests {
 
     #[test]
     fn hpa_escalates_at_once_and_relaxes_after_the_window() {
-        let mut h = Hpa::new(100.0, vec![0.9, 0.6, 0.35]);
+        let mut h = Hpa::new(100.0, &ladder());
         let mut texts = Vec::new();
         // Output 90 is the target: no change.
         assert_eq!(h.decide(&view(0, 90.0, 0), &mut texts).0, 0);

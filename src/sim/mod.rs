@@ -2,6 +2,8 @@
 //! reports and plots. It drives `core::Engine::step` exactly as the daemon does.
 
 pub mod baseline;
+pub mod decisions;
+pub mod json;
 pub mod plot;
 pub mod record;
 pub mod report;

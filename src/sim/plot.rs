@@ -1,12 +1,16 @@
 //! The SVG plot of a simulation: one panel per controller, stacked on a shared time axis
 //! in hours, each showing demand, output and the budget over background bands coloured by
-//! the profile in force, plus an anomaly-score strip for controllers that compute one.
+//! the profile in force, plus an anomaly-score strip (with the detectors' threshold) for
+//! controllers that compute one. The title names the scenario; each panel's caption
+//! summarises its controller (time over budget, retention, switches per hour) and marks
+//! along its top show each decided switch, emergencies in red.
 //!
 //! Long runs are downsampled (per-bucket min/max for lines, the most reducing profile per
 //! bucket for bands) so the file stays small; the file is written atomically.
 
 use crate::fsutil::{WriteError, io_hint, io_text, write_atomically};
-use crate::sim::record::ControllerRun;
+use crate::sim::record::{ControllerRun, Note};
+use crate::sim::report;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::error::Error;
@@ -30,6 +34,9 @@ const DEMAND: RGBColor = RGBColor(130, 130, 130);
 const OUTPUT: RGBColor = RGBColor(31, 119, 180);
 const BUDGET: RGBColor = RGBColor(214, 39, 40);
 const ANOMALY: RGBColor = RGBColor(148, 103, 189);
+/// Marks of ordinary switches and of emergencies.
+const SWITCH: RGBColor = RGBColor(60, 60, 60);
+const EMERGENCY: RGBColor = RGBColor(200, 0, 0);
 /// Band colours, least to most reducing profile (cycled past the sixth).
 const BANDS: [RGBColor; 6] = [
     RGBColor(199, 233, 192),
@@ -62,9 +69,10 @@ pub enum PlotError {
     },
 }
 
-/// Draws every run into one SVG at `path`, one panel per run in the given order.
-pub fn write_plot(path: &Path, runs: &[ControllerRun]) -> Result<(), PlotError> {
-    let svg = render(runs).map_err(|e| PlotError::Draw {
+/// Draws every run into one SVG at `path`, one panel per run in the given order, under a
+/// title naming the scenario (or trace) `name`.
+pub fn write_plot(path: &Path, name: &str, runs: &[ControllerRun]) -> Result<(), PlotError> {
+    let svg = render(name, runs).map_err(|e| PlotError::Draw {
         path: path.to_path_buf(),
         message: e.to_string(),
     })?;
@@ -84,10 +92,14 @@ struct Panel<'a> {
     bands: Vec<(f64, f64, u8)>,
     /// Anomaly score line, if the controller computed any.
     anomaly: Option<Vec<Vec<(f64, f64)>>>,
+    /// Decided switches: `(hour, emergency)`.
+    switches: Vec<(f64, bool)>,
+    /// The caption: name and summary figures.
+    caption: String,
 }
 
 /// Renders the SVG document into a string.
-fn render(runs: &[ControllerRun]) -> Result<String, Box<dyn Error>> {
+fn render(name: &str, runs: &[ControllerRun]) -> Result<String, Box<dyn Error>> {
     let t0 = runs
         .iter()
         .filter_map(|r| r.ticks.first())
@@ -122,7 +134,7 @@ fn render(runs: &[ControllerRun]) -> Result<String, Box<dyn Error>> {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, height)).into_drawing_area();
         root.fill(&WHITE)?;
         let (header, mut rest) = root.split_vertically(HEADER_H);
-        draw_header(&header, runs)?;
+        draw_header(&header, name, runs)?;
         if panels.is_empty() {
             rest.draw(&Text::new("no controllers to plot", (20, 20), font(14)))?;
         }
@@ -132,7 +144,7 @@ fn render(runs: &[ControllerRun]) -> Result<String, Box<dyn Error>> {
             rest = below;
             if let Some(scores) = &p.anomaly {
                 let (strip, below) = rest.split_vertically(STRIP_H);
-                draw_strip(&strip, scores, x_end)?;
+                draw_strip(&strip, scores, p.run.anomaly_threshold, x_end)?;
                 rest = below;
             }
         }
@@ -160,8 +172,24 @@ fn panel<'a>(run: &'a ControllerRun, hours: &dyn Fn(f64) -> f64) -> Panel<'a> {
             .collect();
         downsample(&xs, &scores)
     });
+    let switches = run
+        .ticks
+        .iter()
+        .zip(&xs)
+        .filter_map(|(r, &x)| match r.note {
+            Note::Switched(i) => Some((x, run.is_emergency(i))),
+            _ => None,
+        })
+        .collect();
+    let m = report::metrics(run);
+    let caption = format!(
+        "{}: over budget {:.2}%, retention {:.3}, {:.2} switches/h",
+        run.name, m.time_over_budget_pct, m.mean_retention, m.switches_per_hour
+    );
     Panel {
         run,
+        switches,
+        caption,
         input: downsample(&xs, &input),
         output: downsample(&xs, &output),
         bands: end.map_or_else(Vec::new, |end| bands(&xs, &profiles, end)),
@@ -232,15 +260,17 @@ fn bands(xs: &[f64], profiles: &[u8], end: f64) -> Vec<(f64, f64, u8)> {
 /// The title and the legend: line styles, then one swatch per profile.
 fn draw_header(
     area: &DrawingArea<SVGBackend<'_>, Shift>,
+    name: &str,
     runs: &[ControllerRun],
 ) -> Result<(), Box<dyn Error>> {
     let title = match runs.first() {
         Some(run) => format!(
-            "Phoenix simulation: {} controller(s), budget {} series",
+            "Phoenix simulation of {name}: {} controller{}, budget {} series",
             runs.len(),
+            if runs.len() == 1 { "" } else { "s" },
             si(run.budget_series)
         ),
-        None => "Phoenix simulation".to_string(),
+        None => format!("Phoenix simulation of {name}"),
     };
     area.draw(&Text::new(title, (12, 6), font(16)))?;
 
@@ -271,6 +301,14 @@ fn draw_header(
         area.draw(&Text::new(label, (x + 30, y - 7), font(13)))?;
         x += 30 + text_width(label) + 18;
     }
+    for (label, colour) in [("switch", SWITCH), ("emergency", EMERGENCY)] {
+        area.draw(&Rectangle::new(
+            [(x, y - 8), (x + 3, y + 8)],
+            colour.filled(),
+        ))?;
+        area.draw(&Text::new(label, (x + 9, y - 7), font(13)))?;
+        x += 9 + text_width(label) + 16;
+    }
     let profiles = runs.first().map_or(&[][..], |r| &r.profiles[..]);
     if !profiles.is_empty() {
         let label = "profile in force:";
@@ -296,7 +334,7 @@ fn draw_panel(
     y_top: f64,
 ) -> Result<(), Box<dyn Error>> {
     let mut chart = ChartBuilder::on(area)
-        .caption(&p.run.name, font(16))
+        .caption(&p.caption, font(15))
         .margin(10)
         .x_label_area_size(36)
         .y_label_area_size(64)
@@ -337,6 +375,19 @@ fn draw_panel(
         5,
         BUDGET.stroke_width(2),
     ))?;
+    // Switch marks hang from the top, emergencies longer and in red, so a burst of
+    // decisions reads at a glance against the bands.
+    chart.draw_series(p.switches.iter().map(|&(x, emergency)| {
+        let (len, colour) = if emergency {
+            (0.12, EMERGENCY)
+        } else {
+            (0.06, SWITCH)
+        };
+        PathElement::new(
+            vec![(x, y_top), (x, y_top * (1.0 - len))],
+            colour.stroke_width(2),
+        )
+    }))?;
     Ok(())
 }
 
@@ -344,6 +395,7 @@ fn draw_panel(
 fn draw_strip(
     area: &DrawingArea<SVGBackend<'_>, Shift>,
     scores: &[Vec<(f64, f64)>],
+    threshold: Option<f64>,
     x_end: f64,
 ) -> Result<(), Box<dyn Error>> {
     let mut chart = ChartBuilder::on(area)
@@ -372,6 +424,19 @@ fn draw_strip(
             segment.iter().copied(),
             ANOMALY.stroke_width(1),
         ))?;
+    }
+    if let Some(t) = threshold {
+        chart.draw_series(DashedLineSeries::new(
+            [(0.0, t), (x_end, t)],
+            6,
+            4,
+            ANOMALY.stroke_width(1),
+        ))?;
+        chart.draw_series(std::iter::once(Text::new(
+            format!("threshold {t}"),
+            (x_end * 0.005, (t + 0.04).min(0.96)),
+            font(11),
+        )))?;
     }
     Ok(())
 }
@@ -445,6 +510,7 @@ mod tests {
                 })
                 .collect(),
             texts: Vec::new(),
+            anomaly_threshold: None,
         }
     }
 
@@ -452,8 +518,15 @@ mod tests {
     fn writes_an_svg_naming_every_controller_and_profile() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("plot.svg");
-        let runs = [run("threshold", 300, false), run("p&q <tuned>", 300, true)];
-        write_plot(&path, &runs).unwrap();
+        let mut runs = [run("threshold", 300, false), run("p&q <tuned>", 300, true)];
+        runs[1].anomaly_threshold = Some(0.5);
+        runs[1].ticks[10].note = Note::Switched(0);
+        runs[1].ticks[20].note = Note::Switched(1);
+        runs[1].texts = vec![
+            "escalated conservative→balanced: output 70k".into(),
+            "escalated balanced→aggressive: emergency: output 150k".into(),
+        ];
+        write_plot(&path, "flash-crowd", &runs).unwrap();
         let svg = std::fs::read_to_string(&path).unwrap();
         assert!(svg.starts_with("<svg"), "{}", &svg[..100]);
         assert!(svg.trim_end().ends_with("</svg>"));
@@ -467,6 +540,18 @@ mod tests {
         }
         assert!(svg.contains("<text"));
         assert!(svg.contains("anomaly"));
+        assert!(
+            svg.contains("Phoenix simulation of flash-crowd"),
+            "no title"
+        );
+        assert!(svg.contains("threshold 0.5"), "no anomaly threshold label");
+        assert!(svg.contains("switches/h"), "no summary in the captions");
+        assert!(svg.contains("over budget"), "no summary in the captions");
+        assert!(svg.contains("emergency"), "no legend for the marks");
+        assert!(
+            svg.contains("#C80000") || svg.contains("rgb(200,0,0)") || svg.contains("#c80000"),
+            "no emergency mark"
+        );
         assert!(svg.contains("time [h]"));
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
@@ -475,7 +560,7 @@ mod tests {
     fn long_runs_stay_small() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("plot.svg");
-        write_plot(&path, &[run("hpa", 200_000, true)]).unwrap();
+        write_plot(&path, "long", &[run("hpa", 200_000, true)]).unwrap();
         let size = std::fs::metadata(&path).unwrap().len();
         assert!(size < 1_000_000, "{size} bytes");
     }
@@ -484,8 +569,8 @@ mod tests {
     fn empty_input_still_draws() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("plot.svg");
-        write_plot(&path, &[]).unwrap();
-        write_plot(&path, &[run("oracle", 0, false)]).unwrap();
+        write_plot(&path, "empty", &[]).unwrap();
+        write_plot(&path, "empty", &[run("oracle", 0, false)]).unwrap();
         assert!(std::fs::read_to_string(&path).unwrap().contains("oracle"));
     }
 

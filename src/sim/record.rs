@@ -14,8 +14,15 @@ pub enum Note {
     None,
     /// A switch; the sentence is `texts[index]`.
     Switched(u32),
-    /// A guard refused a switch.
-    Blocked(Guard),
+    /// A guard refused a switch to profile `to`, until `until` if time-bound.
+    Blocked {
+        /// The guard.
+        guard: Guard,
+        /// The profile the controller wanted.
+        to: u8,
+        /// When the guard stops blocking, if it is time-bound.
+        until: Option<Timestamp>,
+    },
     /// Bad input, the controller held.
     Hold(HoldReason),
     /// No switch was wanted; the label of the condition that kept the profile.
@@ -62,15 +69,27 @@ pub struct ControllerRun {
     pub ticks: Vec<TickRecord>,
     /// Decision sentences, indexed by `Note::Switched`.
     pub texts: Vec<String>,
+    /// The score at which the controller's anomaly detectors flag a signal, when it runs
+    /// them (for the plot's threshold line).
+    pub anomaly_threshold: Option<f64>,
 }
 
 impl ControllerRun {
+    /// Whether the switch explained by `texts[i]` was an emergency (hard limit, anomaly,
+    /// request): the sentence says so right after `from→to: `.
+    pub fn is_emergency(&self, i: u32) -> bool {
+        self.texts
+            .get(i as usize)
+            .and_then(|t| t.split_once(": "))
+            .is_some_and(|(_, why)| why.starts_with("emergency"))
+    }
+
     /// The text for the tick file's `reason` column.
     pub fn reason(&self, note: Note) -> &str {
         match note {
             Note::None => "",
             Note::Switched(i) => self.texts.get(i as usize).map(String::as_str).unwrap_or(""),
-            Note::Blocked(g) => g.label(),
+            Note::Blocked { guard, .. } => guard.label(),
             Note::Hold(h) => h.label(),
             Note::Kept(k) => k,
             Note::ApplyFailed => "apply_failed",

@@ -1,6 +1,6 @@
 //! The side-by-side report of a simulation: one row of [`Metrics`] per controller, computed
-//! from its [`ControllerRun`], printed as an aligned text table or as JSON, and averaged
-//! over traces for a corpus benchmark.
+//! from its [`ControllerRun`], printed as an aligned text table, and averaged over traces
+//! for a corpus benchmark. The JSON document is built from these rows in `sim::json`.
 //!
 //! Every metric is a pure function of the recorded ticks, so two controllers over the same
 //! trace are compared on exactly the same footing.
@@ -209,13 +209,6 @@ fn count(x: f64) -> String {
     }
 }
 
-/// The rows as a pretty-printed JSON array (for `--format json`).
-pub fn to_json(rows: &[Metrics]) -> String {
-    // Serializing plain structs of numbers and strings to a String cannot fail; non-finite
-    // floats become `null`.
-    serde_json::to_string_pretty(rows).expect("metrics always serialize")
-}
-
 /// Averages a corpus benchmark: one row per controller (by name, in order of first
 /// appearance), each field the mean over the traces that controller ran on, except
 /// `ticks`, which is the total. The reaction time is the mean of the traces that had a
@@ -286,6 +279,7 @@ mod tests {
                 })
                 .collect(),
             texts: Vec::new(),
+            anomaly_threshold: None,
         }
     }
 
@@ -412,14 +406,5 @@ mod tests {
         let col = lines[0].find("[%]").unwrap() + 3;
         assert_eq!(&lines[1][col - 5..col], "50.00");
         assert_eq!(&lines[2][col - 4..col], "0.00");
-    }
-
-    #[test]
-    fn json_is_an_array_with_null_for_no_reaction() {
-        let rows = [metrics(&run("hpa", &[50.0], &[0]))];
-        let v: serde_json::Value = serde_json::from_str(&to_json(&rows)).unwrap();
-        assert_eq!(v[0]["controller"], "hpa");
-        assert_eq!(v[0]["ticks"], 1);
-        assert!(v[0]["reaction_p95_ticks"].is_null());
     }
 }

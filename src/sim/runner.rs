@@ -183,7 +183,11 @@ impl Controller for PolicyController {
                     note = Note::Switched(texts.len() as u32 - 1);
                 }
                 Event::Blocked(b) if !matches!(note, Note::Switched(_)) => {
-                    note = Note::Blocked(b.guard)
+                    note = Note::Blocked {
+                        guard: b.guard,
+                        to: b.to as u8,
+                        until: b.until,
+                    }
                 }
                 Event::Held(h) if note == Note::None => note = Note::Hold(h.reason),
                 Event::Kept(k) if note == Note::None => note = Note::Kept(k.label()),
@@ -262,6 +266,7 @@ impl RunSpec<'_> {
             tick: self.tick,
             ticks: Vec::with_capacity(self.demand.len()),
             texts: Vec::new(),
+            anomaly_threshold: None,
         }
     }
 }
@@ -335,7 +340,16 @@ pub fn run_oracle(spec: &RunSpec) -> ControllerRun {
     let oracle = Oracle::new(spec.budget_series, out.retentions.clone());
     for (i, &input) in spec.demand.iter().enumerate() {
         let p = oracle.choose(input);
-        let next = spec.demand.get(i + 1).map_or(p, |&x| oracle.choose(x));
+        let next_input = spec.demand.get(i + 1).copied();
+        let next = next_input.map_or(p, |x| oracle.choose(x));
+        // It decides on the next tick's demand, which it knows in advance.
+        let note = match next_input {
+            Some(x) if next != p => {
+                out.texts.push(oracle.reason(&out.profiles, p, next, x));
+                Note::Switched(out.texts.len() as u32 - 1)
+            }
+            _ => Note::None,
+        };
         out.ticks.push(TickRecord {
             tick: i as u32,
             timestamp: tick_time(spec.start, spec.tick, i),
@@ -343,7 +357,7 @@ pub fn run_oracle(spec: &RunSpec) -> ControllerRun {
             output: input * out.retentions[p],
             profile: p as u8,
             decided: next as u8,
-            note: Note::None,
+            note,
             anomaly: None,
         });
     }

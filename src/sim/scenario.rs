@@ -2,19 +2,25 @@
 //! synthetic shape), how the collector reacts to each profile (the plant), the budget, and
 //! which policies and baselines to compare.
 //!
-//! Loading is strict like the policy files: unknown fields are errors, ranges are checked
-//! on the fields themselves so a mistake is reported at its `file:line:column`, and
-//! cross-field problems (both `trace` and `synthetic`, a missing file) are reported all at
-//! once, each naming its field. Paths inside a scenario are relative to its folder.
+//! Loading is strict like the policy files, and reads them the same way (section by
+//! section with the policy module's `Sections`, positions from its YAML walk): unknown
+//! fields are errors, ranges are checked on the fields themselves, and every problem of a
+//! file is reported at once, each at its `file:line:column` with its field path, in plain
+//! words (no Rust type names). A policy file given as a scenario is recognised and the
+//! message says to pass it with `--policy`. Paths inside a scenario are relative to its
+//! folder.
 
 use crate::core::Timestamp;
 use crate::core::config::ProfileSpec;
-use crate::policy::{LadderProblem, MIN_PROFILES, check_ladder};
+use crate::policy::{
+    LadderProblem, MIN_PROFILES, Positions, Problem, Reporter, Sections, check_ladder,
+};
 use crate::sim::runner::Plant;
 use crate::sim::synth::{SynthSpec, deserialize_map_checked, generate};
-use crate::sim::trace::{Trace, TraceError, read_trace};
+use crate::sim::trace::{Trace, TraceError, Values, read_trace};
 use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
+use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -75,132 +81,115 @@ pub struct Rescale {
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
     /// The scenario file could not be read.
-    #[error("cannot read {path}: {message} (check the path)")]
+    #[error("cannot read {path}: {message} ({hint})")]
     Read {
         /// Scenario path.
         path: String,
         /// The operating system's reason.
         message: String,
+        /// What to do about it.
+        hint: &'static str,
     },
-    /// YAML syntax, an unknown or missing field, a wrong type or a value out of range.
-    #[error("{path}:{line}:{column}: {message}")]
-    Parse {
-        /// Scenario path.
-        path: String,
-        /// 1-based line.
-        line: usize,
-        /// 1-based column.
-        column: usize,
-        /// What is wrong, starting with the field path.
-        message: String,
-    },
-    /// Problems between fields, or files that do not exist, all at once.
-    #[error("{path}: {}", .problems.join("; "))]
+    /// Every problem of the file, one line each (`FILE:LINE:COL: field: message`), in
+    /// file order; never empty.
+    #[error("{}", render(.problems))]
     Invalid {
         /// Scenario path.
         path: String,
-        /// Each `field: what is wrong (what to do)`.
-        problems: Vec<String>,
+        /// Each problem, located where it can be.
+        problems: Vec<Problem>,
     },
     /// The scenario is fine but its trace file is not.
     #[error(transparent)]
     Trace(#[from] TraceError),
 }
 
+fn render(problems: &[Problem]) -> String {
+    let lines: Vec<String> = problems.iter().map(Problem::to_string).collect();
+    lines.join("\n")
+}
+
+/// Top-level keys of a scenario, in the order the shipped files write them.
+const TOP_LEVEL_KEYS: [&str; 10] = [
+    "name",
+    "description",
+    "trace",
+    "synthetic",
+    "rescale",
+    "tick",
+    "budget_series",
+    "plant",
+    "policies",
+    "baselines",
+];
+
+/// Keys only a policy file has: a scenario with them is a policy given by mistake.
+const POLICY_KEYS: [&str; 6] = [
+    "profiles",
+    "signals",
+    "hysteresis",
+    "guards",
+    "pid",
+    "initial_profile",
+];
+
 impl Scenario {
     /// Reads, parses and checks a scenario file.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
         let text = std::fs::read_to_string(path).map_err(|e| ScenarioError::Read {
             path: path.display().to_string(),
-            message: e.to_string(),
+            message: match e.kind() {
+                std::io::ErrorKind::InvalidData => "not UTF-8 text".to_string(),
+                _ => crate::fsutil::io_text(&e),
+            },
+            hint: match e.kind() {
+                std::io::ErrorKind::InvalidData => {
+                    "a scenario is a YAML file like those in simulations/"
+                }
+                std::io::ErrorKind::IsADirectory => "give the path of a .yaml file",
+                std::io::ErrorKind::PermissionDenied => "check the file's permissions",
+                _ => "check the path",
+            },
         })?;
         Scenario::parse(&text, path)
     }
 
     /// Parses and checks scenario text as if read from `path` (which locates relative
-    /// paths and names the file in errors).
+    /// paths and names the file in errors). Every problem is reported at once.
     pub fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> {
         let shown = path.display().to_string();
-        let file: ScenarioFile = serde_yaml_ng::from_str(text).map_err(|e| {
-            let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
-            ScenarioError::Parse {
-                path: shown.clone(),
-                line,
-                column,
-                message: strip_location(&e.to_string()),
-            }
-        })?;
-
-        let dir = path.parent().unwrap_or(Path::new(""));
-        let mut problems = Vec::new();
-        if file.name.is_empty()
-            || !file
-                .name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
-        {
-            problems.push(format!(
-                "name: {:?} is not a valid name (use letters, digits, '.', '_' and '-'; it names the output files)",
-                file.name
-            ));
-        }
-        let source = match (file.trace, file.synthetic) {
-            (Some(t), None) => {
-                let resolved = dir.join(&t.file);
-                if !resolved.is_file() {
-                    problems.push(format!(
-                        "trace.file: {} not found (paths are relative to the scenario's folder)",
-                        resolved.display()
-                    ));
-                }
-                Some(TraceSource::File(resolved))
-            }
-            (None, Some(s)) => Some(TraceSource::Synthetic(s)),
-            (Some(_), Some(_)) => {
-                problems.push("trace, synthetic: both are set (keep exactly one)".into());
-                None
-            }
-            (None, None) => {
-                problems.push("trace, synthetic: neither is set (add `trace: { file: ... }` or `synthetic: { kind: ... }`)".into());
-                None
-            }
+        let positions = Positions::of(text);
+        let mut rep = Reporter {
+            origin: &shown,
+            positions: &positions,
+            problems: Vec::new(),
+            // Scenarios have no warnings; every problem refuses the file.
+            warnings: Vec::new(),
         };
-        let policies: Vec<PathBuf> = file.policies.iter().map(|p| dir.join(p)).collect();
-        for (i, p) in policies.iter().enumerate() {
-            if !p.is_file() {
-                problems.push(format!(
-                    "policies[{i}]: {} not found (paths are relative to the scenario's folder)",
-                    p.display()
-                ));
+        let scenario = read(text, path, &mut rep);
+        match scenario {
+            Some(s) if rep.problems.is_empty() => Ok(s),
+            _ => {
+                let mut problems = rep.problems;
+                for p in &mut problems {
+                    p.message = plain_words(&p.message);
+                }
+                if problems.is_empty() {
+                    // Unreachable by construction; never hand out an error without a reason.
+                    problems.push(Problem {
+                        path: shown.clone(),
+                        line: None,
+                        col: None,
+                        field: String::new(),
+                        message: "scenario rejected".to_string(),
+                    });
+                }
+                problems.sort_by_key(|p| (p.line.is_none(), p.line, p.col));
+                Err(ScenarioError::Invalid {
+                    path: shown,
+                    problems,
+                })
             }
-        }
-        if policies.is_empty() && !file.baselines {
-            problems.push("policies: empty while baselines is false (nothing to simulate; list a policy or set baselines: true)".into());
-        }
-
-        match source {
-            Some(source) if problems.is_empty() => Ok(Scenario {
-                path: path.to_path_buf(),
-                name: file.name,
-                description: file.description,
-                source,
-                rescale: file.rescale,
-                tick: file.tick,
-                budget_series: file.budget_series,
-                plant: Plant {
-                    ladder: file.plant.retention.0,
-                    delay_ticks: file.plant.delay_ticks,
-                    noise: file.plant.noise,
-                    seed: file.plant.seed,
-                    failure_rate: file.plant.failure_rate,
-                },
-                policies,
-                baselines: file.baselines,
-            }),
-            _ => Err(ScenarioError::Invalid {
-                path: shown,
-                problems,
-            }),
         }
     }
 
@@ -208,7 +197,15 @@ impl Scenario {
     /// row per `tick`), then rescaled onto the budget if `rescale` is set.
     pub fn trace(&self) -> Result<Trace, ScenarioError> {
         let mut trace = match &self.source {
-            TraceSource::File(path) => read_trace(path)?,
+            // A rescaled trace is a shape of any sign; one used as is holds series counts.
+            TraceSource::File(path) => read_trace(
+                path,
+                if self.rescale.is_some() {
+                    Values::Signal
+                } else {
+                    Values::SeriesCounts
+                },
+            )?,
             TraceSource::Synthetic(spec) => generate(spec, self.tick, SYNTHETIC_START),
         };
         if let Some(r) = self.rescale {
@@ -218,35 +215,354 @@ impl Scenario {
     }
 }
 
-/// The file as written; ranges are checked while deserializing so errors carry locations.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ScenarioFile {
-    name: String,
-    #[serde(default)]
-    description: String,
-    trace: Option<TraceFile>,
-    synthetic: Option<SynthSpec>,
-    rescale: Option<Rescale>,
-    #[serde(deserialize_with = "de_tick")]
-    tick: Duration,
-    #[serde(deserialize_with = "de_budget")]
-    budget_series: f64,
-    plant: PlantFile,
-    #[serde(default)]
-    policies: Vec<PathBuf>,
-    #[serde(default = "yes")]
-    baselines: bool,
+/// Reads every section, reporting each problem; `None` when something is missing or wrong.
+fn read(text: &str, path: &Path, rep: &mut Reporter<'_>) -> Option<Scenario> {
+    if let Some(pos) = rep.positions.too_deep {
+        rep.problems.push(Problem {
+            path: rep.origin.to_string(),
+            line: Some(pos.line),
+            col: Some(pos.col),
+            field: String::new(),
+            message: "nested far deeper than a scenario ever is (at most 3 levels)".into(),
+        });
+        return None;
+    }
+    if !rep.positions.duplicates.is_empty() {
+        for (field, pos) in rep.positions.duplicates.clone() {
+            rep.problems.push(Problem {
+                path: rep.origin.to_string(),
+                line: Some(pos.line),
+                col: Some(pos.col),
+                field,
+                message: "duplicate key; each key may appear only once".into(),
+            });
+        }
+        return None;
+    }
+    let value: serde_yaml_ng::Value = match serde_yaml_ng::from_str(text) {
+        Ok(v) => v,
+        Err(e) => {
+            rep.serde(&e);
+            return None;
+        }
+    };
+    let mapping = match value {
+        serde_yaml_ng::Value::Mapping(m) => m,
+        serde_yaml_ng::Value::Null => {
+            rep.at(
+                "",
+                "the scenario is empty; it needs name, tick, budget_series, plant, and a trace or synthetic demand (see simulations/*.yaml)",
+            );
+            return None;
+        }
+        _ => {
+            rep.problems.push(Problem {
+                path: rep.origin.to_string(),
+                line: Some(1),
+                col: Some(1),
+                field: String::new(),
+                message:
+                    "a scenario must be a mapping of `key: value` lines (see simulations/*.yaml)"
+                        .into(),
+            });
+            return None;
+        }
+    };
+    let keys: Vec<&str> = mapping.keys().filter_map(|k| k.as_str()).collect();
+    let has = |k: &str| keys.contains(&k);
+    if POLICY_KEYS.iter().any(|k| has(k)) && !has("plant") && !has("synthetic") && !has("trace") {
+        rep.problems.push(Problem {
+            path: rep.origin.to_string(),
+            line: Some(1),
+            col: Some(1),
+            field: String::new(),
+            message: "this is a policy file, not a scenario; pass it with --policy (e.g. `phoenix simulate SCENARIO --policy FILE`, or `phoenix simulate --trace TRACE.csv --policy FILE`)".into(),
+        });
+        return None;
+    }
+    for key in mapping.keys() {
+        match key.as_str() {
+            Some(k) if TOP_LEVEL_KEYS.contains(&k) => {}
+            Some(k) => rep.at(
+                k,
+                format!(
+                    "unknown field `{k}`, expected one of: {}",
+                    TOP_LEVEL_KEYS.join(", ")
+                ),
+            ),
+            None => rep.at(
+                "",
+                format!(
+                    "keys must be field names, expected one of: {}",
+                    TOP_LEVEL_KEYS.join(", ")
+                ),
+            ),
+        }
+    }
+
+    let mut failed = BTreeSet::new();
+    let mut s = Sections {
+        text,
+        rep,
+        failed: &mut failed,
+    };
+    let name = s.required::<String>("name");
+    let description = s.optional::<Option<String>>("description").flatten();
+    let trace = s.optional::<Option<TraceFile>>("trace").flatten();
+    let synthetic = s.optional::<Option<SynthSpec>>("synthetic").flatten();
+    let rescale = s.optional::<Option<Rescale>>("rescale").flatten();
+    let tick = s.required::<Tick>("tick");
+    let budget = s.required::<Budget>("budget_series");
+    let plant = s.required::<PlantFile>("plant");
+    let policies = s.optional::<Option<Vec<PathBuf>>>("policies").flatten();
+    let baselines = s.optional::<Option<Flag>>("baselines").flatten();
+    let broken = |k: &str| failed.contains(k);
+    if broken("plant")
+        && let Some(serde_yaml_ng::Value::Mapping(m)) = mapping.get("plant")
+    {
+        plant_fields(m, rep);
+    }
+
+    let dir = path.parent().unwrap_or(Path::new(""));
+    if let Some(name) = &name
+        && (name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)))
+    {
+        rep.at(
+            "name",
+            format!(
+                "{name:?} is not a valid name (use letters, digits, '.', '_' and '-'; it names the output files)"
+            ),
+        );
+    }
+    let source = match (&trace, &synthetic) {
+        (Some(t), None) if !broken("synthetic") => {
+            let resolved = dir.join(&t.file);
+            if !resolved.is_file() {
+                rep.at(
+                    "trace.file",
+                    format!(
+                        "{} not found (paths are relative to the scenario's folder)",
+                        resolved.display()
+                    ),
+                );
+            }
+            Some(TraceSource::File(resolved))
+        }
+        (None, Some(spec)) if !broken("trace") => Some(TraceSource::Synthetic(spec.clone())),
+        (Some(_), Some(_)) => {
+            rep.at(
+                "synthetic",
+                "both trace and synthetic are set (keep exactly one)",
+            );
+            None
+        }
+        (None, None) if !broken("trace") && !broken("synthetic") => {
+            rep.at(
+                "",
+                "trace, synthetic: neither is set (add `trace: { file: ... }` or `synthetic: { kind: ... }`)",
+            );
+            None
+        }
+        _ => None,
+    };
+    let policies: Vec<PathBuf> = policies
+        .unwrap_or_default()
+        .iter()
+        .map(|p| dir.join(p))
+        .collect();
+    for (i, p) in policies.iter().enumerate() {
+        if !p.is_file() {
+            rep.at(
+                &format!("policies[{i}]"),
+                format!(
+                    "{} not found (paths are relative to the scenario's folder)",
+                    p.display()
+                ),
+            );
+        }
+    }
+    let baselines = baselines.is_none_or(|f| f.0);
+    if policies.is_empty() && !baselines && !broken("policies") {
+        rep.at(
+            "policies",
+            "empty while baselines is false (nothing to simulate; list a policy or set baselines: true)",
+        );
+    }
+    let (name, source, tick, budget, plant) = (name?, source?, tick?, budget?, plant?);
+    Some(Scenario {
+        path: path.to_path_buf(),
+        name,
+        description: description.unwrap_or_default(),
+        source,
+        rescale,
+        tick: tick.0,
+        budget_series: budget.0,
+        plant: Plant {
+            ladder: plant.retention.0,
+            delay_ticks: plant.delay_ticks,
+            noise: plant.noise,
+            seed: plant.seed,
+            failure_rate: plant.failure_rate,
+        },
+        policies,
+        baselines,
+    })
+}
+
+/// The plant's other problems: serde stopped at the section's first (already reported),
+/// so each field is read again on its own and reported at its key.
+fn plant_fields(plant: &serde_yaml_ng::Mapping, rep: &mut Reporter<'_>) {
+    use serde_yaml_ng::from_value;
+    let reported: Vec<String> = rep.problems.iter().map(|p| p.field.clone()).collect();
+    for (key, value) in plant {
+        let Some(k) = key.as_str() else { continue };
+        let field = format!("plant.{k}");
+        if reported
+            .iter()
+            .any(|f| f == &field || f.starts_with(&format!("{field}.")))
+        {
+            continue;
+        }
+        let v = value.clone();
+        let err = match k {
+            "retention" => from_value::<Ladder>(v).err(),
+            "delay_ticks" => from_value::<Delay>(v).err(),
+            "noise" => from_value::<Noise>(v).err(),
+            "seed" => from_value::<u64>(v).err(),
+            "failure_rate" => from_value::<FailureRate>(v).err(),
+            _ => {
+                rep.at(
+                    &field,
+                    format!(
+                        "unknown field `{k}`, expected one of: retention, delay_ticks, noise, seed, failure_rate"
+                    ),
+                );
+                continue;
+            }
+        };
+        if let Some(e) = err {
+            rep.at(&field, e.to_string());
+        }
+    }
+}
+
+/// serde's words for Rust types, in the words of the file's reader.
+fn plain_words(message: &str) -> String {
+    let mut m = message.to_string();
+    for (rust, plain) in [
+        ("expected u64", "expected a whole number, 0 or more"),
+        ("expected u32", "expected a whole number, 0 or more"),
+        ("expected usize", "expected a whole number, 0 or more"),
+        ("expected i64", "expected a whole number"),
+        ("expected f64", "expected a number"),
+        ("expected f32", "expected a number"),
+        ("expected a boolean", "expected true or false"),
+        (
+            "expected a sequence",
+            "expected a list, like [../policies/default.yaml]",
+        ),
+        ("expected a borrowed string", "expected a string"),
+        ("expected path string", "expected a file path"),
+        ("expected a path string", "expected a file path"),
+    ] {
+        m = m.replace(rust, plain);
+    }
+    // Any struct or enum name left (`expected struct X`) says nothing to an SRE.
+    if let Some(i) = m
+        .find("expected struct ")
+        .or_else(|| m.find("expected enum "))
+    {
+        m = format!("{}expected a mapping of `key: value` fields", &m[..i]);
+    }
+    if let Some(rest) = m.strip_prefix("missing field `")
+        && let Some(end) = rest.find('`')
+    {
+        m = format!("required field `{}` is missing", &rest[..end]);
+    }
+    m
+}
+
+/// `tick`, checked while it is read so the error points at the value.
+struct Tick(Duration);
+
+impl<'de> Deserialize<'de> for Tick {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        de_tick(d).map(Tick)
+    }
+}
+
+/// `budget_series`, checked while it is read.
+struct Budget(f64);
+
+impl<'de> Deserialize<'de> for Budget {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        de_budget(d).map(Budget)
+    }
+}
+
+/// `plant.delay_ticks` on its own, for [`plant_fields`].
+struct Delay;
+
+impl<'de> Deserialize<'de> for Delay {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        de_delay(d).map(|_| Delay)
+    }
+}
+
+/// `plant.noise` on its own.
+struct Noise;
+
+impl<'de> Deserialize<'de> for Noise {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        de_noise(d).map(|_| Noise)
+    }
+}
+
+/// `plant.failure_rate` on its own.
+struct FailureRate;
+
+impl<'de> Deserialize<'de> for FailureRate {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        de_failure_rate(d).map(|_| FailureRate)
+    }
+}
+
+/// `baselines`, with a message in words.
+struct Flag(bool);
+
+impl<'de> Deserialize<'de> for Flag {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Flag;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("true or false")
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Flag, E> {
+                Ok(Flag(v))
+            }
+        }
+        d.deserialize_bool(V)
+    }
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping like `{ file: traces/label-leak.csv }`"
+)]
 struct TraceFile {
     file: PathBuf,
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping like `{ retention: { conservative: 0.9, aggressive: 0.35 }, delay_ticks: 1 }`"
+)]
 struct PlantFile {
     retention: Ladder,
     #[serde(default = "one", deserialize_with = "de_delay")]
@@ -257,10 +573,6 @@ struct PlantFile {
     seed: u64,
     #[serde(default, deserialize_with = "de_failure_rate")]
     failure_rate: f64,
-}
-
-fn yes() -> bool {
-    true
 }
 
 fn one() -> u32 {
@@ -311,8 +623,8 @@ impl<'de> DeserializeSeed<'de> for Ranged {
 
 fn de_budget<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     Ranged {
-        expected: "a number of series from 1 to 1e12, like 100000",
-        ok: |v| (1.0..=1e12).contains(&v),
+        expected: "a whole number of series from 1 to 1e12, like 100000",
+        ok: |v| (1.0..=1e12).contains(&v) && v.fract() == 0.0,
     }
     .deserialize(d)
 }
@@ -512,14 +824,6 @@ fn ladder_message(problem: &LadderProblem, ladder: &[ProfileSpec]) -> String {
     }
 }
 
-/// serde_yaml_ng appends ` at line L column C`; the error already carries them as fields.
-fn strip_location(message: &str) -> String {
-    match message.rfind(" at line ") {
-        Some(i) => message[..i].to_string(),
-        None => message.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -620,8 +924,8 @@ policies: [../policies/default.yaml]
         let dir = sandbox();
         let e = parse_in(dir.path(), text).unwrap_err();
         let shown = dir.path().join("simulations/s.yaml").display().to_string();
+        // One problem per line; these tests each make one.
         let msg = e.to_string();
-        assert!(!msg.contains('\n'), "{msg}");
         msg.replace(&shown, "s.yaml")
     }
 
@@ -629,11 +933,16 @@ policies: [../policies/default.yaml]
     fn unknown_field_is_reported_at_file_line_col() {
         let e = parse_error(&GOOD.replace("  delay_ticks: 1\n", "  delay_tick: 1\n"));
         assert!(
-            e.starts_with("s.yaml:9:3: plant: unknown field `delay_tick`, expected one of"),
+            e.starts_with(
+                "s.yaml:9:3: plant.delay_tick: unknown field `delay_tick`, expected one of"
+            ),
             "{e}"
         );
         let e = parse_error(&format!("{GOOD}colour: blue\n"));
-        assert!(e.starts_with("s.yaml:12:1: unknown field `colour`"), "{e}");
+        assert!(
+            e.starts_with("s.yaml:12:1: colour: unknown field `colour`"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -641,7 +950,7 @@ policies: [../policies/default.yaml]
         let e = parse_error(&GOOD.replace("budget_series: 100000", "budget_series: 0"));
         assert!(
             e.starts_with(
-                "s.yaml:6:16: budget_series: 0 is out of range (expected a number of series from 1 to 1e12"
+                "s.yaml:6:16: budget_series: 0 is out of range (expected a whole number of series from 1 to 1e12"
             ),
             "{e}"
         );
@@ -692,12 +1001,10 @@ policies: [../policies/default.yaml]
         let ladder = |l: &str| {
             parse_error(&GOOD.replace("{ conservative: 0.9, balanced: 0.6, aggressive: 0.35 }", l))
         };
-        // Rung problems point at the rung's value.
+        // A name given twice is a duplicate key, pointed at where it repeats.
         let e = ladder("{ conservative: 0.9, balanced: 0.6, balanced: 0.35 }");
         assert!(
-            e.starts_with(
-                "s.yaml:8:60: plant.retention.balanced: profile \"balanced\" appears twice"
-            ),
+            e.starts_with("s.yaml:8:50: plant.retention.balanced: duplicate key"),
             "{e}"
         );
         let e = ladder("{ conservative: 0.9, balanced: 0.95 }");
@@ -737,14 +1044,19 @@ policies: [../policies/default.yaml]
             .replace("rescale:", "trace: { file: traces/missing.csv }\nrescale:");
         let e = parse_error(&text);
         assert!(
-            e.starts_with("s.yaml: name: \"flash crowd\" is not a valid name"),
+            e.starts_with("s.yaml:1:1: name: \"flash crowd\" is not a valid name"),
             "{e}"
         );
-        assert!(e.contains("trace, synthetic: both are set"), "{e}");
+        assert!(
+            e.contains("synthetic: both trace and synthetic are set"),
+            "{e}"
+        );
         assert!(
             e.contains("policies[0]: ") && e.contains("nope.yaml not found"),
             "{e}"
         );
+        // One line per problem, in file order.
+        assert_eq!(e.lines().count(), 3, "{e}");
         let e = parse_error(&GOOD.replace("synthetic:", "synthetix:"));
         assert!(e.contains("unknown field `synthetix`"), "{e}");
         let no_source: String = GOOD
@@ -764,6 +1076,50 @@ policies: [../policies/default.yaml]
     }
 
     #[test]
+    fn every_problem_at_once_in_plain_words() {
+        let text = GOOD
+            .replace("tick: 15s", "tick: 15")
+            .replace("delay_ticks: 1", "delay_ticks: 0\n  colour: red")
+            .replace("seed: 1\n", "seed: -1\n")
+            .replace("factor: 10", "factor: ten");
+        let e = parse_error(&format!("{text}baselines: maybe\ntrace: 5\n"));
+        let lines: Vec<&str> = e.lines().collect();
+        assert_eq!(lines.len(), 7, "{e}");
+        for (line, start) in lines.iter().zip([
+            "s.yaml:3:",
+            "s.yaml:5:7: tick: ",
+            "s.yaml:9:16: plant.delay_ticks: 0 is out of range",
+            "s.yaml:10:3: plant.colour: unknown field",
+            "s.yaml:11:3: plant.seed: ",
+            "s.yaml:13:12: baselines: invalid type: string \"maybe\", expected true or false",
+            "s.yaml:14:8: trace: invalid type: integer `5`, expected a mapping like",
+        ]) {
+            assert!(
+                line.starts_with(start),
+                "{line:?} should start with {start:?}\n{e}"
+            );
+        }
+        for jargon in ["struct", "u64", "u32", "f64", "TraceFile", "PlantFile"] {
+            assert!(!e.contains(jargon), "{jargon} in\n{e}");
+        }
+    }
+
+    #[test]
+    fn a_policy_given_as_a_scenario_is_told_to_use_policy() {
+        let policy = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/default.yaml"),
+        )
+        .unwrap();
+        let e = parse_error(&policy);
+        assert!(
+            e.starts_with(
+                "s.yaml:1:1: this is a policy file, not a scenario; pass it with --policy"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn missing_and_unreadable_files() {
         let e = Scenario::load(Path::new("/nonexistent/x.yaml")).unwrap_err();
         assert!(
@@ -771,7 +1127,7 @@ policies: [../policies/default.yaml]
                 .starts_with("cannot read /nonexistent/x.yaml: "),
             "{e}"
         );
-        assert!(parse_error("").starts_with("s.yaml:1:1: "));
+        assert!(parse_error("").starts_with("s.yaml: the scenario is empty"));
         assert!(parse_error("name: [").starts_with("s.yaml:"));
     }
 

@@ -8,10 +8,51 @@ use super::record::ControllerRun;
 use super::runner::{Controller, Plant, PolicyController, RunSpec, run, run_oracle};
 use super::scenario::Scenario;
 use super::trace::Trace;
+use crate::core::config::ProfileSpec;
 use crate::core::{Engine, Timestamp};
 use crate::journal::{JournalError, JournalStats, JournalWriter};
 use crate::policy::ValidatedPolicy;
 use std::time::Duration;
+
+/// A policy whose ladder is not the plant's: simulating it would answer another question
+/// (the engine would run the plant's profiles under the policy's thresholds), so it is
+/// refused, naming both ladders and the fix.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error(
+    "{policy}: the policy's profiles [{}] are not the plant's ladder [{}] ({plant_source}); name the policy's profiles like the plant's, least to most reducing, or give the plant the policy's ladder: {}",
+    .policy_ladder.join(", "),
+    .plant_ladder.join(", "),
+    plant_hint(.plant_source, .policy_profiles)
+)]
+pub struct LadderMismatch {
+    /// The policy file (its origin).
+    pub policy: String,
+    /// Its profile names, least to most reducing.
+    pub policy_ladder: Vec<String>,
+    /// Its profiles with the retentions it expects, for the suggested plant ladder.
+    pub policy_profiles: Vec<ProfileSpec>,
+    /// Where the plant's ladder was given: `--retention`, or `FILE plant.retention`.
+    pub plant_source: String,
+    /// The plant's profile names, least to most reducing.
+    pub plant_ladder: Vec<String>,
+}
+
+/// The plant ladder that would match, written where the plant's ladder came from.
+fn plant_hint(source: &str, profiles: &[ProfileSpec]) -> String {
+    if source == "--retention" {
+        let rungs: Vec<String> = profiles
+            .iter()
+            .map(|p| format!("{}={}", p.name, p.retention))
+            .collect();
+        format!("--retention {}", rungs.join(","))
+    } else {
+        let rungs: Vec<String> = profiles
+            .iter()
+            .map(|p| format!("{}: {}", p.name, p.retention))
+            .collect();
+        format!("plant.retention: {{ {} }}", rungs.join(", "))
+    }
+}
 
 /// A built-in baseline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,6 +105,28 @@ impl Simulation {
                 Vec::new()
             },
         }
+    }
+
+    /// Checks that every policy's ladder is the plant's, by name and order (retentions may
+    /// differ: the plant's are the truth the engine measures). `plant_source` says where
+    /// the plant's ladder was written, for the message.
+    pub fn check_ladders(&self, plant_source: &str) -> Result<(), LadderMismatch> {
+        let names =
+            |l: &[ProfileSpec]| -> Vec<String> { l.iter().map(|p| p.name.clone()).collect() };
+        let plant = names(&self.plant.ladder);
+        for p in &self.policies {
+            let own = names(p.profiles());
+            if own != plant {
+                return Err(LadderMismatch {
+                    policy: p.origin().to_string(),
+                    policy_ladder: own,
+                    policy_profiles: p.profiles().to_vec(),
+                    plant_source: plant_source.to_string(),
+                    plant_ladder: plant,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Number of controller runs this simulation makes.
@@ -129,21 +192,22 @@ impl Simulation {
                 }
                 None => PolicyController::new(name, Engine::new(cfg)),
             };
-            runs.push(run(&spec, &mut ctl, &mut |t| progress(done + t)));
+            let mut r = run(&spec, &mut ctl, &mut |t| progress(done + t));
+            r.anomaly_threshold = p.anomaly().map(|a| a.threshold);
+            runs.push(r);
             journal = journal.or_else(|| ctl.take_journal());
             done += n;
         }
-        let ladder: Vec<f64> = self.plant.ladder.iter().map(|p| p.retention).collect();
         for b in &self.baselines {
             let r = match b {
                 Baseline::Threshold => {
-                    let mut c = Threshold::new(self.budget_series, ladder.len());
+                    let mut c = Threshold::new(self.budget_series, &self.plant.ladder);
                     run(&spec, &mut c as &mut dyn Controller, &mut |t| {
                         progress(done + t)
                     })
                 }
                 Baseline::Hpa => {
-                    let mut c = Hpa::new(self.budget_series, ladder.clone());
+                    let mut c = Hpa::new(self.budget_series, &self.plant.ladder);
                     run(&spec, &mut c as &mut dyn Controller, &mut |t| {
                         progress(done + t)
                     })

@@ -229,9 +229,21 @@ mod tests {
             ticks: vec![
                 rec(0, 1200.0, 1080.0, 0, 1, Note::Switched(0)),
                 rec(1, f64::NAN, 1080.5, 0, 1, Note::Hold(HoldReason::Stale)),
-                rec(2, 1300.0, 520.0, 1, 1, Note::Blocked(Guard::DwellRelax)),
+                rec(
+                    2,
+                    1300.0,
+                    520.0,
+                    1,
+                    1,
+                    Note::Blocked {
+                        guard: Guard::DwellRelax,
+                        to: 0,
+                        until: Some(Timestamp::from_secs(60)),
+                    },
+                ),
             ],
             texts: vec!["over budget: 1080 > 1000, \"escalate\"".to_string()],
+            anomaly_threshold: None,
         }
     }
 

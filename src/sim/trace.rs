@@ -34,6 +34,41 @@ pub struct Column {
     pub values: Vec<f64>,
 }
 
+/// Largest magnitude a trace value may have: a trillion series, the largest budget too.
+/// Anything above is a unit mistake (bytes for series) or a corrupt file, and would make
+/// every figure of the report meaningless.
+pub const MAX_VALUE: f64 = 1e12;
+
+/// What a trace's values are, which decides what a value cell may hold. One rule for
+/// every reader (CSV and Prometheus JSON alike): a value is a finite number of magnitude
+/// at most [`MAX_VALUE`]; series counts may not be negative either. Missing values (an
+/// empty cell, `NaN`) are always allowed and stay missing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Values {
+    /// Series counts used as they are (no rescaling): in [0, `MAX_VALUE`].
+    SeriesCounts,
+    /// A signal of any sign whose shape is used (rescaled onto a budget, or scored for
+    /// anomalies): in [-`MAX_VALUE`, `MAX_VALUE`].
+    Signal,
+}
+
+impl Values {
+    /// Why `v` (finite) cannot be a value of this kind, or `None` if it can.
+    fn problem(self, v: f64) -> Option<&'static str> {
+        if v.abs() > MAX_VALUE {
+            Some(
+                "is above 1e12, the most series a trace may hold (check the unit, or rescale the trace)",
+            )
+        } else if v < 0.0 && self == Values::SeriesCounts {
+            Some(
+                "is negative, and a series count cannot be (fix the row, or rescale the trace onto the budget if it is a signal of another kind)",
+            )
+        } else {
+            None
+        }
+    }
+}
+
 impl Trace {
     /// Number of rows.
     pub fn len(&self) -> usize {
@@ -101,6 +136,16 @@ pub enum TraceError {
         path: String,
         /// The operating system's reason.
         message: String,
+    },
+    /// The file is not text (a binary file, or another encoding than UTF-8).
+    #[error(
+        "{path}: not a text file (invalid UTF-8 at byte {offset}); a trace is a CSV or a saved Prometheus JSON response, in UTF-8"
+    )]
+    NotText {
+        /// File path.
+        path: String,
+        /// Offset of the first byte that is not UTF-8.
+        offset: usize,
     },
     /// The file is empty, or its first line is data rather than column names.
     #[error(
@@ -190,6 +235,32 @@ pub enum TraceError {
         /// The cell (shortened if long).
         text: String,
     },
+    /// A value no trace of this kind can hold (see [`Values`]).
+    #[error("{path}:{line}: column {column:?}: {text} {problem}")]
+    OutOfRange {
+        /// File path.
+        path: String,
+        /// 1-based line.
+        line: usize,
+        /// Column name from the header.
+        column: String,
+        /// The cell (shortened if long).
+        text: String,
+        /// What is wrong and what to do.
+        problem: &'static str,
+    },
+    /// A sample value of a Prometheus response that no trace of this kind can hold.
+    #[error("{path}:{line}:{column}: {message}")]
+    JsonValue {
+        /// File path.
+        path: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What is wrong with the value and what to do.
+        message: String,
+    },
     /// JSON that is malformed or not shaped like a `query_range` response.
     #[error(
         "{path}:{line}:{column}: {message} (expected the body of a Prometheus /api/v1/query_range response, saved as is)"
@@ -237,25 +308,22 @@ pub enum TraceError {
 }
 
 /// Reads a trace file, choosing the format by content: a Prometheus `query_range` JSON
-/// response if it starts with `{`, CSV otherwise.
-pub fn read_trace(path: &Path) -> Result<Trace, TraceError> {
+/// response if it starts with `{`, CSV otherwise; `values` says what a value may be.
+pub fn read_trace(path: &Path, values: Values) -> Result<Trace, TraceError> {
     let origin = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|e| TraceError::Read {
         path: origin.clone(),
         message: e.to_string(),
     })?;
-    let text = String::from_utf8(bytes).map_err(|e| TraceError::Read {
+    let text = String::from_utf8(bytes).map_err(|e| TraceError::NotText {
         path: origin.clone(),
-        message: format!(
-            "not UTF-8 text (invalid byte at offset {})",
-            e.utf8_error().valid_up_to()
-        ),
+        offset: e.utf8_error().valid_up_to(),
     })?;
     let body = strip_bom(&text);
     if body.trim_start().starts_with('{') {
-        parse_prometheus_json(body, &origin)
+        parse_prometheus_json_as(body, &origin, values)
     } else {
-        parse_csv(body, &origin)
+        parse_csv_as(body, &origin, values)
     }
 }
 
@@ -263,8 +331,14 @@ pub fn read_trace(path: &Path) -> Result<Trace, TraceError> {
 /// observation. Timestamps are `YYYY-MM-DD HH:MM:SS` (UTC, the NAB format), RFC3339, or unix
 /// seconds (possibly fractional). An empty cell (or `NaN`) is a missing value. Tolerates a
 /// UTF-8 BOM, CRLF line ends, blank lines and a missing final newline; rows are kept in file
-/// order with their timestamps as given. `origin` names the file in errors.
+/// order with their timestamps as given. `origin` names the file in errors. Values follow
+/// the [`Values::Signal`] rule; see [`parse_csv_as`].
 pub fn parse_csv(text: &str, origin: &str) -> Result<Trace, TraceError> {
+    parse_csv_as(text, origin, Values::Signal)
+}
+
+/// [`parse_csv`] with the rule for values given.
+pub fn parse_csv_as(text: &str, origin: &str, rule: Values) -> Result<Trace, TraceError> {
     let text = strip_bom(text);
     let mut lines = text
         .split('\n')
@@ -339,7 +413,7 @@ pub fn parse_csv(text: &str, origin: &str) -> Result<Trace, TraceError> {
         })?;
         for (c, column) in values.iter_mut().enumerate() {
             let cell = cells.next().ok_or_else(cell_count)?;
-            column.push(parse_value(cell, origin, n, names[c + 1])?);
+            column.push(parse_value(cell, origin, n, names[c + 1], rule)?);
         }
         if cells.next().is_some() {
             return Err(cell_count());
@@ -371,14 +445,36 @@ pub fn parse_csv(text: &str, origin: &str) -> Result<Trace, TraceError> {
 /// column `input`; several become one column each, named by their `signal` label when every
 /// series has a distinct one, else by their label set (`name{k="v",...}`). Timestamps are
 /// the sorted union over all series, with NaN where a series has no point; Prometheus'
-/// `NaN`/`±Inf` values are treated as missing. `origin` names the file in errors.
+/// `NaN` values are missing, `±Inf` values are errors (as in CSV). `origin` names the
+/// file in errors. Values follow the [`Values::Signal`] rule; see
+/// [`parse_prometheus_json_as`].
 pub fn parse_prometheus_json(text: &str, origin: &str) -> Result<Trace, TraceError> {
+    parse_prometheus_json_as(text, origin, Values::Signal)
+}
+
+/// [`parse_prometheus_json`] with the rule for values given.
+pub fn parse_prometheus_json_as(
+    text: &str,
+    origin: &str,
+    rule: Values,
+) -> Result<Trace, TraceError> {
     let text = strip_bom(text);
-    let json_err = |e: serde_json::Error| TraceError::Json {
-        path: origin.into(),
-        line: e.line(),
-        column: e.column(),
-        message: strip_json_location(&e.to_string()),
+    let json_err = |e: serde_json::Error| {
+        let message = strip_json_location(&e.to_string());
+        match message.strip_prefix(VALUE_PROBLEM) {
+            Some(problem) => TraceError::JsonValue {
+                path: origin.into(),
+                line: e.line(),
+                column: e.column(),
+                message: problem.to_string(),
+            },
+            None => TraceError::Json {
+                path: origin.into(),
+                line: e.line(),
+                column: e.column(),
+                message,
+            },
+        }
     };
 
     // First pass: status and resultType only (the result is skipped without being built),
@@ -403,8 +499,22 @@ pub fn parse_prometheus_json(text: &str, origin: &str) -> Result<Trace, TraceErr
         });
     }
 
-    let full: PromFull = serde_json::from_str(text).map_err(json_err)?;
-    let series = full.data.result;
+    let series = match rule {
+        Values::SeriesCounts => serde_json::from_str::<PromFull<true>>(text)
+            .map_err(json_err)?
+            .data
+            .result
+            .into_iter()
+            .map(PromSeries::from)
+            .collect::<Vec<_>>(),
+        Values::Signal => serde_json::from_str::<PromFull<false>>(text)
+            .map_err(json_err)?
+            .data
+            .result
+            .into_iter()
+            .map(PromSeries::from)
+            .collect(),
+    };
     if series.is_empty() {
         return Err(TraceError::PromNoSeries {
             path: origin.into(),
@@ -416,7 +526,7 @@ pub fn parse_prometheus_json(text: &str, origin: &str) -> Result<Trace, TraceErr
         let (ts, vs) = s
             .values
             .into_iter()
-            .map(|(t, v)| (secs_to_ts(t), v.0))
+            .map(|(t, v)| (secs_to_ts(t), v))
             .unzip();
         (
             ts,
@@ -440,7 +550,7 @@ pub fn parse_prometheus_json(text: &str, origin: &str) -> Result<Trace, TraceErr
                 let mut values = vec![f64::NAN; all.len()];
                 for &(t, v) in &s.values {
                     if let Ok(i) = all.binary_search(&secs_to_ts(t)) {
-                        values[i] = v.0;
+                        values[i] = v;
                     }
                 }
                 Column { name, values }
@@ -476,58 +586,103 @@ struct PromHeadData {
     result_type: Option<String>,
 }
 
+/// The response's series; `COUNTS` carries the rule of [`Values`] into the value visitor
+/// (serde visitors take no arguments): true for series counts.
 #[derive(Deserialize)]
-struct PromFull {
-    data: PromData,
+struct PromFull<const COUNTS: bool> {
+    data: PromData<COUNTS>,
 }
 
 #[derive(Deserialize)]
-struct PromData {
-    result: Vec<PromSeries>,
+struct PromData<const COUNTS: bool> {
+    result: Vec<PromRawSeries<COUNTS>>,
 }
 
-#[derive(Deserialize, Default)]
-struct PromSeries {
+#[derive(Deserialize)]
+struct PromRawSeries<const COUNTS: bool> {
     #[serde(default)]
     metric: BTreeMap<String, String>,
     #[serde(default)]
-    values: Vec<(f64, PromValue)>,
+    values: Vec<(f64, PromValue<COUNTS>)>,
 }
 
-/// A sample value as Prometheus writes it (a string, parsed without allocating); non-finite
-/// values are stored as NaN, i.e. missing.
-#[derive(Clone, Copy)]
-struct PromValue(f64);
+/// One series' labels and points, values already checked.
+#[derive(Default)]
+struct PromSeries {
+    metric: BTreeMap<String, String>,
+    values: Vec<(f64, f64)>,
+}
 
-impl<'de> Deserialize<'de> for PromValue {
+impl<const COUNTS: bool> From<PromRawSeries<COUNTS>> for PromSeries {
+    fn from(s: PromRawSeries<COUNTS>) -> Self {
+        PromSeries {
+            metric: s.metric,
+            values: s.values.into_iter().map(|(t, v)| (t, v.0)).collect(),
+        }
+    }
+}
+
+/// Starts a serde error message that is about a value's range, not the response's shape,
+/// so the error says what is wrong with the value rather than what a response looks like.
+const VALUE_PROBLEM: &str = "\u{1}value: ";
+
+/// A sample value as Prometheus writes it (a string, parsed without allocating). `NaN`
+/// is missing; infinities and values outside the rule of [`Values`] are errors.
+#[derive(Clone, Copy)]
+struct PromValue<const COUNTS: bool>(f64);
+
+impl<'de, const COUNTS: bool> Deserialize<'de> for PromValue<COUNTS> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = PromValue;
+        struct V<const C: bool>;
+        impl<const C: bool> Visitor<'_> for V<C> {
+            type Value = PromValue<C>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a sample value as a string, like \"42\"")
             }
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<PromValue, E> {
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<PromValue<C>, E> {
                 match s.parse::<f64>() {
-                    Ok(v) if v.is_finite() => Ok(PromValue(v)),
-                    Ok(_) => Ok(PromValue(f64::NAN)),
+                    Ok(v) => checked(v, &format!("{:?}", clip(s))),
                     Err(_) => Err(E::custom(format!(
                         "sample value {:?} is not a number",
                         clip(s)
                     ))),
                 }
             }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<PromValue, E> {
-                Ok(PromValue(if v.is_finite() { v } else { f64::NAN }))
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<PromValue<C>, E> {
+                checked(v, &v.to_string())
             }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<PromValue, E> {
-                Ok(PromValue(v as f64))
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<PromValue<C>, E> {
+                self.visit_f64(v as f64)
             }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<PromValue, E> {
-                Ok(PromValue(v as f64))
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<PromValue<C>, E> {
+                self.visit_f64(v as f64)
             }
         }
-        d.deserialize_any(V)
+        d.deserialize_any(V::<COUNTS>)
+    }
+}
+
+/// `v` (written `shown`) as a sample of a `COUNTS` trace: NaN is missing, infinities and
+/// values outside the rule are errors marked with [`VALUE_PROBLEM`].
+fn checked<const COUNTS: bool, E: de::Error>(v: f64, shown: &str) -> Result<PromValue<COUNTS>, E> {
+    if v.is_nan() {
+        return Ok(PromValue(f64::NAN));
+    }
+    if v.is_infinite() {
+        return Err(E::custom(format!(
+            "{VALUE_PROBLEM}sample value {shown} is not a finite number (a series count is finite; drop the point, or save a query that cannot divide by zero)"
+        )));
+    }
+    let rule = if COUNTS {
+        Values::SeriesCounts
+    } else {
+        Values::Signal
+    };
+    match rule.problem(v) {
+        Some(problem) => Err(E::custom(format!(
+            "{VALUE_PROBLEM}sample value {shown} {problem}"
+        ))),
+        None => Ok(PromValue(v)),
     }
 }
 
@@ -575,28 +730,51 @@ fn secs_to_ts(secs: f64) -> Timestamp {
     Timestamp((secs * 1000.0).round() as i64)
 }
 
-/// One value cell: empty or `NaN` is missing, infinity is an error.
-fn parse_value(cell: &str, origin: &str, line: usize, column: &str) -> Result<f64, TraceError> {
+/// One value cell: empty or `NaN` is missing; infinity, and a value the rule refuses, are
+/// errors.
+fn parse_value(
+    cell: &str,
+    origin: &str,
+    line: usize,
+    column: &str,
+    rule: Values,
+) -> Result<f64, TraceError> {
     let cell = cell.trim_ascii();
     if cell.is_empty() {
         return Ok(f64::NAN);
     }
-    if let Some(v) = parse_decimal_fast(cell.as_bytes()) {
-        return Ok(v);
-    }
-    match cell.parse::<f64>() {
-        Ok(v) if v.is_infinite() => Err(TraceError::NonFinite {
+    let v = match parse_decimal_fast(cell.as_bytes()) {
+        Some(v) => v,
+        None => match cell.parse::<f64>() {
+            // `NaN` is how pandas and others write a missing value.
+            Ok(v) if v.is_nan() => return Ok(v),
+            Ok(v) if v.is_infinite() => {
+                return Err(TraceError::NonFinite {
+                    path: origin.into(),
+                    line,
+                    column: column.into(),
+                    text: clip(cell),
+                });
+            }
+            Ok(v) => v,
+            Err(_) => {
+                return Err(TraceError::BadNumber {
+                    path: origin.into(),
+                    line,
+                    column: column.into(),
+                    text: clip(cell),
+                });
+            }
+        },
+    };
+    match rule.problem(v) {
+        None => Ok(v),
+        Some(problem) => Err(TraceError::OutOfRange {
             path: origin.into(),
             line,
             column: column.into(),
             text: clip(cell),
-        }),
-        Ok(v) => Ok(v),
-        Err(_) => Err(TraceError::BadNumber {
-            path: origin.into(),
-            line,
-            column: column.into(),
-            text: clip(cell),
+            problem,
         }),
     }
 }
@@ -1017,11 +1195,11 @@ mod tests {
     #[test]
     fn prometheus_one_series_is_input() {
         let body = r#"{"status":"success","data":{"resultType":"matrix","result":[
-            {"metric":{"__name__":"x","pipeline":"p"},"values":[[1700000000.123,"42"],[1700000015,"NaN"],[1700000030,"+Inf"],[1700000045,"7e3"]]}]}}"#;
+            {"metric":{"__name__":"x","pipeline":"p"},"values":[[1700000000.123,"42"],[1700000015,"NaN"],[1700000045,"7e3"]]}]}}"#;
         let t = parse_prometheus_json(body, "p.json").unwrap();
         assert_eq!(t.columns[0].name, "input");
         assert_eq!(t.timestamps[0], Timestamp(1_700_000_000_123));
-        assert!(same(t.demand(), &[42.0, f64::NAN, f64::NAN, 7000.0]));
+        assert!(same(t.demand(), &[42.0, f64::NAN, 7000.0]));
     }
 
     #[test]
@@ -1046,6 +1224,48 @@ mod tests {
         let t = parse_prometheus_json(body, "p.json").unwrap();
         assert_eq!(t.columns[0].name, "up{job=\"a\"}");
         assert_eq!(t.columns[1].name, "up{job=\"b\"}");
+    }
+
+    #[test]
+    fn one_value_rule_for_every_reader() {
+        let csv =
+            |v: &str, rule| parse_csv_as(&format!("timestamp,value\n1,5\n2,{v}\n"), "t.csv", rule);
+        let json = |v: &str, rule| {
+            let body = format!(
+                "{{\"status\":\"success\",\"data\":{{\"resultType\":\"matrix\",\"result\":[\n{{\"values\":[[1,\"5\"],[2,\"{v}\"]]}}]}}}}"
+            );
+            parse_prometheus_json_as(&body, "t.json", rule)
+        };
+        for rule in [Values::SeriesCounts, Values::Signal] {
+            // Missing values stay missing in both formats.
+            assert!(csv("NaN", rule).unwrap().demand()[1].is_nan());
+            assert!(csv("", rule).unwrap().demand()[1].is_nan());
+            assert!(json("NaN", rule).unwrap().demand()[1].is_nan());
+            // Infinities and absurd magnitudes are errors in both.
+            for bad in ["inf", "-inf", "1e300", "-2e12", "1000000000001"] {
+                let e = csv(bad, rule).unwrap_err().to_string();
+                assert!(e.starts_with("t.csv:3: column \"value\": "), "{bad}: {e}");
+                let e = json(bad, rule).unwrap_err().to_string();
+                assert!(e.starts_with("t.json:2:"), "{bad}: {e}");
+                assert!(!e.contains("query_range"), "{bad}: {e}");
+            }
+            assert_eq!(csv("1e12", rule).unwrap().demand()[1], 1e12);
+        }
+        // Negative counts: only a signal (rescaled, or scored) may have them.
+        let e = csv("-50", Values::SeriesCounts).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "t.csv:3: column \"value\": -50 is negative, and a series count cannot be (fix the row, or rescale the trace onto the budget if it is a signal of another kind)"
+        );
+        let e = json("-50", Values::SeriesCounts).unwrap_err().to_string();
+        assert!(
+            e.starts_with("t.json:2:") && e.contains("sample value \"-50\" is negative"),
+            "{e}"
+        );
+        assert_eq!(csv("-50", Values::Signal).unwrap().demand()[1], -50.0);
+        assert_eq!(json("-50", Values::Signal).unwrap().demand()[1], -50.0);
+        let e = csv("1e300", Values::SeriesCounts).unwrap_err().to_string();
+        assert!(e.contains("1e300 is above 1e12"), "{e}");
     }
 
     #[test]
@@ -1082,16 +1302,24 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let csv = dir.path().join("a.csv");
         std::fs::write(&csv, "timestamp,value\n1,2\n").unwrap();
-        assert_eq!(read_trace(&csv).unwrap().demand(), &[2.0]);
+        assert_eq!(
+            read_trace(&csv, Values::SeriesCounts).unwrap().demand(),
+            &[2.0]
+        );
         let json = dir.path().join("a.json");
         std::fs::write(&json, "\u{feff}  {\"status\":\"success\",\"data\":{\"resultType\":\"matrix\",\"result\":[{\"values\":[[1,\"5\"]]}]}}").unwrap();
-        assert_eq!(read_trace(&json).unwrap().demand(), &[5.0]);
-        let e = read_trace(&dir.path().join("missing.csv")).unwrap_err();
+        assert_eq!(
+            read_trace(&json, Values::SeriesCounts).unwrap().demand(),
+            &[5.0]
+        );
+        let e = read_trace(&dir.path().join("missing.csv"), Values::SeriesCounts).unwrap_err();
         assert!(e.to_string().starts_with("cannot read "), "{e}");
         assert!(e.to_string().ends_with("(check the path)"), "{e}");
         let bin = dir.path().join("b.csv");
         std::fs::write(&bin, [0xff, 0xfe, 0x00]).unwrap();
-        assert!(matches!(read_trace(&bin), Err(TraceError::Read { .. })));
+        let e = read_trace(&bin, Values::SeriesCounts).unwrap_err();
+        assert!(matches!(e, TraceError::NotText { offset: 0, .. }), "{e:?}");
+        assert!(!e.to_string().contains("check the path"), "{e}");
     }
 
     /// Release-mode speed check: `cargo test --release --lib sim::trace -- --ignored --nocapture`.
