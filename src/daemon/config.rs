@@ -2952,7 +2952,7 @@ supervision:
             lines,
             [
                 "DIR/phoenix.yaml:10:3: http.listn: unknown field `listn` (did you mean `listen`?); expected one of: listen, admin_token, admin_token_file, max_body_bytes",
-                "DIR/phoenix.yaml:11:1: suprevision: unknown field `suprevision` (did you mean `supervision`?); expected one of: prometheus, source, replay, sampling, policy, pipelines, watch, state_dir, journal, http, log, collectors, supervision",
+                "DIR/phoenix.yaml:11:1: suprevision: unknown field `suprevision` (did you mean `supervision`?); expected one of: prometheus, source, replay, sampling, policy, pipelines, watch, state_dir, state_snapshot_interval, journal, http, log, collectors, supervision",
             ]
         );
     }

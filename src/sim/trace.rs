@@ -1321,34 +1321,4 @@ mod tests {
         assert!(matches!(e, TraceError::NotText { offset: 0, .. }), "{e:?}");
         assert!(!e.to_string().contains("check the path"), "{e}");
     }
-
-    /// Release-mode speed check: `cargo test --release --lib sim::trace -- --ignored --nocapture`.
-    #[test]
-    #[ignore]
-    fn parses_a_year_of_15s_ticks_quickly() {
-        let mut text = String::from("timestamp,value\n");
-        let start = 1_704_067_200i64;
-        for i in 0..2_102_400i64 {
-            let t = chrono::DateTime::from_timestamp(start + i * 15, 0).unwrap();
-            text.push_str(&format!(
-                "{},{}.5\n",
-                t.format("%Y-%m-%d %H:%M:%S"),
-                50_000 + i % 1000
-            ));
-        }
-        let mut best = std::time::Duration::MAX;
-        let mut t = None;
-        for _ in 0..5 {
-            let started = std::time::Instant::now();
-            t = Some(parse_csv(&text, "year.csv").unwrap());
-            best = best.min(started.elapsed());
-        }
-        let t = t.unwrap();
-        eprintln!(
-            "parsed {} rows ({} MB) in {best:?} (best of 5)",
-            t.len(),
-            text.len() / 1_000_000
-        );
-        assert_eq!(t.len(), 2_102_400);
-    }
 }
