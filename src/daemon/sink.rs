@@ -4,7 +4,7 @@
 //! four, so they can never tell different stories.
 
 use super::metrics as m;
-use super::status::{GuardStatus, HISTORY_CAP, LogEntry, PidStatus, PipelineStatus, SharedBoard};
+use super::status::{GuardStatus, LogEntry, PidStatus, PipelineStatus, SharedBoard};
 use crate::core::event::{Event, Kept, Step};
 use crate::core::{Engine, EngineConfig, Observation, RestoreNote, Sample, Timestamp};
 use crate::journal::{JournalError, JournalWriter};
@@ -413,10 +413,7 @@ impl Sink {
         if let (Some(i), Some(o)) = (value(&obs.input), value(&obs.output)) {
             st.input_series = Some(i);
             st.output_series = Some(o);
-            if st.history.len() >= HISTORY_CAP {
-                st.history.pop_front();
-            }
-            st.history.push_back((now, i, o));
+            st.record(now, i, o);
         }
         st.vanished = matches!(obs.input, Sample::Empty) && matches!(obs.output, Sample::Empty);
         b.sampled = true;
