@@ -485,3 +485,255 @@ fn tail(s: &str, n: usize) -> String {
     let v: Vec<&str> = s.lines().collect();
     v[v.len().saturating_sub(n)..].join("\n")
 }
+
+/// The aggressive profile with a drop regex that Rust's (and Phoenix's policy) regex
+/// syntax accepts but Prometheus 2.x's Go RE2 refuses (`(?<name>…)` named groups).
+fn unloadable_aggressive(text: String) -> String {
+    let bad = text.replace(
+        "drop_metrics: ['.+_debug_.+', 'go_.+', 'process_.+']",
+        "drop_metrics: ['(?<debug>.+_debug_.+)', 'go_.+', 'process_.+']",
+    );
+    assert!(bad.contains("(?<debug>"), "policies/default.yaml changed");
+    bad
+}
+
+fn prom_reload_ok(l: &Loop) -> Result<(), String> {
+    let (_, body) = get(&format!("{}/metrics", l.prom.url))?;
+    (metric(&body, "prometheus_config_last_reload_successful ") == Some(1.0)
+        || body
+            .lines()
+            .any(|x| x == "prometheus_config_last_reload_successful 1"))
+    .then_some(())
+    .ok_or_else(|| "prometheus_config_last_reload_successful is not 1".to_string())
+}
+
+/// Temporary files left in a directory (a torn or abandoned write).
+fn leftovers(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".tmp"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_fragment_prometheus_refuses_at_reload_is_rolled_back() {
+    // promtool off: it would refuse the config before it is written (next test); here
+    // the reload itself must fail and be undone.
+    let mut l = Loop::start(Opts {
+        promtool: "off",
+        edit: unloadable_aggressive,
+        ..Opts::default()
+    });
+    l.wait_ready();
+    let base_text = std::fs::read_to_string(&l.config_path).unwrap();
+    l.set_level((BUDGET * 2.0) as u64);
+    let m = wait_until("a rollback", Duration::from_secs(60), || {
+        let m = l.metrics();
+        (counter(&m, "phoenix_rollbacks_total{collector=\"prom\"}") >= 1.0
+            && counter(
+                &m,
+                "phoenix_applies_total{collector=\"prom\",outcome=\"rolled_back\"}",
+            ) >= 1.0)
+            .then_some(m)
+            .ok_or_else(|| tail(&l.daemon().log(), 10))
+    });
+    assert!(
+        counter(
+            &m,
+            "phoenix_reloads_total{collector=\"prom\",outcome=\"failed\"}"
+        ) >= 1.0,
+        "{m}"
+    );
+    // The last good config is back on disk and loaded.
+    assert_eq!(std::fs::read_to_string(&l.config_path).unwrap(), base_text);
+    wait_until(
+        "Prometheus to run the last good config",
+        Duration::from_secs(20),
+        || prom_reload_ok(&l),
+    );
+    promtool_ok(&l.config_path).unwrap();
+    // The engine knows the old profile is in force, and the daemon keeps serving.
+    let url = l.url();
+    let sentence = wait_until(
+        "the engine to take the rollback",
+        Duration::from_secs(20),
+        || {
+            let (_, d) = get(&format!("{url}/api/v1/decisions?pipeline=checkout"))?;
+            let v: serde_json::Value = serde_json::from_str(&d).map_err(|e| e.to_string())?;
+            v.as_array()
+                .and_then(|a| {
+                    a.iter()
+                        .filter_map(|e| e["sentence"].as_str())
+                        .find(|s| {
+                            s.starts_with("apply of aggressive rolled back, conservative in force")
+                        })
+                        .map(str::to_string)
+                })
+                .ok_or(d)
+        },
+    );
+    assert!(
+        sentence.contains("prometheus_config_last_reload_successful is 0")
+            || sentence.contains("reload via"),
+        "{sentence}"
+    );
+    eprintln!("decision log: {sentence}");
+    assert_eq!(l.in_force().unwrap(), "conservative");
+    assert_eq!(get(&format!("{}/healthz", l.url())).unwrap().0, 200);
+    let log = l.daemon().log();
+    assert!(
+        log.contains("Apply rolled back to the last good config."),
+        "{log}"
+    );
+    assert!(log.contains("rolled back to the last good config"), "{log}");
+    let status = l.daemon.as_mut().unwrap().signal_and_wait(libc::SIGTERM);
+    assert!(status.success());
+    let applies = journal_applies(&l.dir.path().join("state/journal"));
+    assert!(
+        applies.iter().any(|(p, k)| *p == 2 && k == "rolled_back"),
+        "{applies:?}"
+    );
+}
+
+#[test]
+fn a_fragment_promtool_refuses_is_never_written() {
+    let l = Loop::start(Opts {
+        edit: unloadable_aggressive,
+        ..Opts::default()
+    });
+    l.wait_ready();
+    let base_text = std::fs::read_to_string(&l.config_path).unwrap();
+    l.set_level((BUDGET * 2.0) as u64);
+    let m = wait_until("a failed apply", Duration::from_secs(60), || {
+        let m = l.metrics();
+        (counter(
+            &m,
+            "phoenix_applies_total{collector=\"prom\",outcome=\"failed\"}",
+        ) >= 1.0)
+            .then_some(m)
+            .ok_or_else(|| tail(&l.daemon().log(), 10))
+    });
+    assert_eq!(
+        counter(&m, "phoenix_rollbacks_total{collector=\"prom\"}"),
+        0.0,
+        "{m}"
+    );
+    assert_eq!(
+        counter(
+            &m,
+            "phoenix_reloads_total{collector=\"prom\",outcome=\"ok\"}"
+        ),
+        0.0
+    );
+    assert_eq!(std::fs::read_to_string(&l.config_path).unwrap(), base_text);
+    assert!(leftovers(l.config_path.parent().unwrap()).is_empty());
+    assert_eq!(l.in_force().unwrap(), "conservative");
+    let log = l.daemon().log();
+    assert!(
+        log.contains("promtool check refused the rendered config"),
+        "{log}"
+    );
+}
+
+#[test]
+fn prometheus_down_during_an_apply_is_retried_and_never_torn() {
+    // A coalescing window gives the test time to take Prometheus down between the
+    // decision and the write.
+    let mut l = Loop::start(Opts {
+        coalesce: "3s",
+        ..Opts::default()
+    });
+    l.wait_ready();
+    let base_text = std::fs::read_to_string(&l.config_path).unwrap();
+    l.pin("aggressive", "10m");
+    l.prom.kill();
+    wait_until("a retry with backoff", Duration::from_secs(30), || {
+        let log = l.daemon().log();
+        (log.matches("Collector unreachable; the apply is retried")
+            .count()
+            >= 2)
+            .then_some(())
+            .ok_or_else(|| tail(&log, 10))
+    });
+    // Nothing was written while Prometheus was away.
+    assert_eq!(std::fs::read_to_string(&l.config_path).unwrap(), base_text);
+    assert!(leftovers(l.config_path.parent().unwrap()).is_empty());
+    assert_eq!(get(&format!("{}/healthz", l.url())).unwrap().0, 200);
+    l.prom.restart();
+    wait_until(
+        "the apply once Prometheus is back",
+        Duration::from_secs(60),
+        || match (l.on_disk(), l.in_force()) {
+            (Some(p), Ok(f)) if p == "aggressive" && f == "aggressive" => Ok(()),
+            other => Err(format!("{other:?}; log:\n{}", tail(&l.daemon().log(), 10))),
+        },
+    );
+    let y = l.loaded_job().unwrap();
+    assert!(y.contains("hashmod"), "{y}");
+    promtool_ok(&l.config_path).unwrap();
+    let m = l.metrics();
+    assert!(
+        counter(
+            &m,
+            "phoenix_reloads_total{collector=\"prom\",outcome=\"unreachable\"}"
+        ) >= 2.0,
+        "{m}"
+    );
+    assert!(
+        counter(
+            &m,
+            "phoenix_applies_total{collector=\"prom\",outcome=\"applied\"}"
+        ) >= 1.0
+    );
+}
+
+#[test]
+fn a_config_path_that_cannot_be_written_fails_counted_and_retries() {
+    let l = Loop::start(Opts::default());
+    l.wait_ready();
+    let dir = l.config_path.parent().unwrap().to_path_buf();
+    let moved = dir.with_extension("moved");
+    // Root ignores permission bits: a file where the directory was blocks every write.
+    std::fs::rename(&dir, &moved).unwrap();
+    std::fs::write(&dir, "not a directory\n").unwrap();
+    l.pin("aggressive", "10m");
+    let m = wait_until("failed applies, retried", Duration::from_secs(30), || {
+        let m = l.metrics();
+        (counter(
+            &m,
+            "phoenix_applies_total{collector=\"prom\",outcome=\"failed\"}",
+        ) >= 2.0)
+            .then_some(m)
+            .ok_or_else(|| tail(&l.daemon().log(), 10))
+    });
+    assert_eq!(
+        counter(
+            &m,
+            "phoenix_reloads_total{collector=\"prom\",outcome=\"ok\"}"
+        ),
+        0.0,
+        "{m}"
+    );
+    assert_eq!(l.in_force().unwrap(), "conservative");
+    assert!(
+        l.daemon().log().contains("not a directory")
+            || l.daemon().log().contains("Not a directory")
+    );
+    // Put the directory back: the next retry goes through, and nothing partial is left.
+    std::fs::remove_file(&dir).unwrap();
+    std::fs::rename(&moved, &dir).unwrap();
+    wait_until(
+        "the apply after the fix",
+        Duration::from_secs(30),
+        || match (l.on_disk(), l.in_force()) {
+            (Some(p), Ok(f)) if p == "aggressive" && f == "aggressive" => Ok(()),
+            other => Err(format!("{other:?}; log:\n{}", tail(&l.daemon().log(), 10))),
+        },
+    );
+    assert!(leftovers(&dir).is_empty(), "{:?}", leftovers(&dir));
+    promtool_ok(&l.config_path).unwrap();
+}

@@ -250,6 +250,7 @@ impl Actor for ActuatorActor {
                             st.pending.entry(p).or_insert(w);
                         }
                         let delay = backoff(n);
+                        metrics::counter!(m::RELOADS, "collector" => c.clone(), "outcome" => "unreachable").increment(1);
                         tracing::warn!(collector = %c, error = %e, retry_in = ?delay, attempt = n + 1, "Collector unreachable; the apply is retried with backoff (nothing was written).");
                         if !st.flush_scheduled {
                             st.flush_scheduled = true;
