@@ -737,3 +737,103 @@ fn a_config_path_that_cannot_be_written_fails_counted_and_retries() {
     assert!(leftovers(&dir).is_empty(), "{:?}", leftovers(&dir));
     promtool_ok(&l.config_path).unwrap();
 }
+
+/// How many SIGKILLs: the issue asks for 50; `PHOENIX_KILL_LOOPS` may lower it locally.
+fn kill_loops() -> usize {
+    std::env::var("PHOENIX_KILL_LOOPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50)
+}
+
+#[test]
+fn sigkill_during_applies_leaves_the_old_or_the_new_config_and_no_extra_switch() {
+    let started = Instant::now();
+    // Every loop switches: the policy's switch budget (9 an hour) would block most.
+    let mut l = Loop::start(Opts {
+        edit: |t| {
+            let t2 = t.replace("max_switches: 9", "max_switches: 1000");
+            assert_ne!(t, t2, "policies/default.yaml changed");
+            t2
+        },
+        ..Opts::default()
+    });
+    let good = phoenix_last_good(&l.config_path);
+    let ladder = ["aggressive", "balanced", "conservative"];
+    let mut applied_before_kill = 0;
+    let loops = kill_loops();
+    for i in 0..loops {
+        // What was verified in force when the last daemon died: the restart must report
+        // it (or, if the restarted engine already re-applied its persisted decision,
+        // that decision), and must not decide anything by itself.
+        let verified = state_profile(&good);
+        let persisted_decision = if i == 0 {
+            None
+        } else {
+            Some(ladder[(i - 1) % 3])
+        };
+        l.wait_ready();
+        let f = l.in_force().unwrap();
+        assert!(
+            f == verified || Some(f.as_str()) == persisted_decision,
+            "loop {i}: in force {f}, last good {verified}, decided {persisted_decision:?}"
+        );
+        let m = l.metrics();
+        assert!(
+            !m.lines().any(|x| x.starts_with("phoenix_decisions_total{")),
+            "loop {i}: a restart decided a switch by itself:\n{m}"
+        );
+        let old = l.on_disk().unwrap_or_else(|| "conservative".to_string());
+        let want = ladder[i % 3];
+        l.pin(want, "1h");
+        // Kill at different points: right away, once the new file is on disk (before or
+        // during verification), and once it is verified.
+        match i % 3 {
+            0 => {}
+            1 => wait_until("the new file on disk", Duration::from_secs(20), || {
+                let p = l.on_disk();
+                (p.as_deref() == Some(want) || old == want)
+                    .then_some(())
+                    .ok_or(format!("{p:?}; log:\n{}", tail(&l.daemon().log(), 30)))
+            }),
+            _ => {
+                wait_until("the apply verified", Duration::from_secs(20), || {
+                    let f = l.in_force()?;
+                    (f == want).then_some(()).ok_or(f)
+                });
+                applied_before_kill += 1;
+            }
+        }
+        l.daemon.as_mut().unwrap().signal_and_wait(libc::SIGKILL);
+        // Always the old or the new version, whole, and Prometheus' checker agrees.
+        let now = l.on_disk().unwrap_or_else(|| "conservative".to_string());
+        assert!(
+            now == old || now == want,
+            "loop {i}: on disk {now}, old {old}, new {want}"
+        );
+        promtool_ok(&l.config_path).unwrap_or_else(|e| panic!("loop {i}: {e}"));
+        l.start_daemon();
+    }
+    l.wait_ready();
+    assert!(leftovers(l.config_path.parent().unwrap()).is_empty());
+    eprintln!(
+        "{loops} SIGKILLs ({applied_before_kill} after a verified apply) in {:?}",
+        started.elapsed()
+    );
+}
+
+/// `<config>.last-good`.
+fn phoenix_last_good(config: &Path) -> PathBuf {
+    let mut s = config.as_os_str().to_owned();
+    s.push(".last-good");
+    PathBuf::from(s)
+}
+
+/// The checkout profile a rendered file claims; the first profile for a file Phoenix did
+/// not render (or none yet).
+fn state_profile(path: &Path) -> String {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| rendered_profile(&t))
+        .unwrap_or_else(|| "conservative".to_string())
+}

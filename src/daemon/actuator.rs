@@ -336,6 +336,7 @@ async fn learn_in_force(
         tracing::warn!(collector = %name, backend = c.kind(), "No {which} binary available: rendered configs get structural checks only, not the collector's own validation. Set the backend's promtool/validator path to enable it.");
     }
     let path = c.config_path();
+    remove_leftovers(name, path);
     let good_path = a::last_good_path(path);
     let current = a::read_optional(path);
     let good = a::read_optional(&good_path);
@@ -382,6 +383,30 @@ async fn learn_in_force(
         .unwrap_or_default();
     tracing::info!(collector = %name, generation = state.generation, profiles = ?state.pipelines, "In force at start.");
     state
+}
+
+/// Removes the temporary files a killed daemon may have left beside the config (a write
+/// or a validation interrupted before its rename or removal). The config itself is
+/// never one of them: it is only ever replaced by a rename.
+fn remove_leftovers(name: &str, path: &Path) {
+    let (Some(dir), Some(file)) = (path.parent(), path.file_name()) else {
+        return;
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let prefix = format!(".{}.", file.to_string_lossy());
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten().take(10_000) {
+        let n = e.file_name().to_string_lossy().into_owned();
+        if n.starts_with(&prefix) && n.ends_with(".tmp") && std::fs::remove_file(e.path()).is_ok() {
+            tracing::info!(collector = %name, file = %e.path().display(), "Removed a temporary file left by an interrupted write.");
+        }
+    }
 }
 
 /// Reloads the collector, without verification.
