@@ -2839,14 +2839,16 @@ fn as_base(mut u: Url) -> Url {
     u
 }
 
-/// `promtool` / `validator`: absent or `auto` looks it up on PATH, `off` disables it, a
-/// path must be an existing file.
-fn checker(ctx: &mut Ctx, field: &str, v: Option<&Value>, binary: &str) -> Option<PathBuf> {
+/// `promtool` / `validator`: absent or `auto` looks the binaries up on PATH (the first
+/// found wins), `off` disables it, a path must be an existing file.
+fn checker(ctx: &mut Ctx, field: &str, v: Option<&Value>, binaries: &[&str]) -> Option<PathBuf> {
+    let auto = || binaries.iter().find_map(|b| crate::actuator::on_path(b));
+    let binary = binaries.join(" or ");
     let Some(s) = ctx.string(field, v) else {
-        return crate::actuator::on_path(binary);
+        return auto();
     };
     match s.trim() {
-        "auto" | "" => crate::actuator::on_path(binary),
+        "auto" | "" => auto(),
         "off" => None,
         _ => {
             let path = ctx.path(field, v)?;
@@ -3026,7 +3028,7 @@ fn prometheus_backend(
             )
         })
         .unwrap_or(secs(30));
-    let promtool = checker(ctx, &f("promtool"), t.get("promtool"), "promtool");
+    let promtool = checker(ctx, &f("promtool"), t.get("promtool"), &["promtool"]);
     Some(Backend::Prometheus(crate::actuator::PrometheusSettings {
         base_config: base_cfg?.0,
         config_path: config_path?,
@@ -3211,7 +3213,12 @@ fn otelcol_backend(
             )
         })
         .unwrap_or(secs(30));
-    let validator = checker(ctx, &f("validator"), t.get("validator"), "otelcol");
+    let validator = checker(
+        ctx,
+        &f("validator"),
+        t.get("validator"),
+        &["otelcol-contrib", "otelcol"],
+    );
     Some(Backend::Otelcol(crate::actuator::OtelcolSettings {
         base_config: base_cfg?.0,
         config_path: config_path?,
