@@ -132,12 +132,12 @@ fn plan(cfg: &DaemonConfig, policy: ValidatedPolicy) -> Result<RunPlan, RunCliEr
         .map(|c| {
             let backend = match c.backend() {
                 Backend::File { path } => CollectorBackend::File(path.clone()),
-                Backend::Prometheus(p) => {
-                    CollectorBackend::Rendered(crate::actuator::Collector::Prometheus(p.clone()))
-                }
-                Backend::Otelcol(o) => {
-                    CollectorBackend::Rendered(crate::actuator::Collector::Otelcol(o.clone()))
-                }
+                Backend::Prometheus(p) => CollectorBackend::Rendered(Box::new(
+                    crate::actuator::Collector::Prometheus(p.clone()),
+                )),
+                Backend::Otelcol(o) => CollectorBackend::Rendered(Box::new(
+                    crate::actuator::Collector::Otelcol(o.clone()),
+                )),
             };
             CollectorPlan {
                 name: c.name().to_string(),

@@ -35,7 +35,7 @@ pub enum BackendArgs {
     /// Renders the collector's config (prometheus, otelcol).
     Rendered {
         /// The collector and its settings.
-        collector: crate::actuator::Collector,
+        collector: Box<crate::actuator::Collector>,
         /// The policy whose profiles' fragments are rendered (the one at start: a policy
         /// reload changes the decisions, not the fragments of a running actuator).
         policy: Arc<ValidatedPolicy>,

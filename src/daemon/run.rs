@@ -39,7 +39,7 @@ pub enum CollectorBackend {
     /// The control file.
     File(PathBuf),
     /// A rendered collector config.
-    Rendered(crate::actuator::Collector),
+    Rendered(Box<crate::actuator::Collector>),
 }
 
 /// Everything `phoenix run` needs, resolved and validated (from the config file, the
