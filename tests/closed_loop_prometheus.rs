@@ -837,3 +837,68 @@ fn state_profile(path: &Path) -> String {
         .and_then(|t| rendered_profile(&t))
         .unwrap_or_else(|| "conservative".to_string())
 }
+
+/// `metric_relabel_configs` rules of each profile of the default policy on the loadgen
+/// job, as Prometheus lists them (`action:` lines): conservative 1 drop + 3 sampling
+/// rules, balanced 2 + 3 + labeldrop, aggressive 3 + 3 + labeldrop.
+fn rules_of(profile: &str) -> usize {
+    match profile {
+        "conservative" => 4,
+        "balanced" => 6,
+        _ => 7,
+    }
+}
+
+#[test]
+fn apply_latency_decision_to_verified_is_measured() {
+    // Measured, not asserted (wall-clock times depend on the machine): the daemon's own
+    // histogram (render → promtool → write → reload → verified) and, coarser, the time
+    // from the override's answer until Prometheus serves the new rules (100 ms polls).
+    let l = Loop::start(Opts {
+        edit: |t| t.replace("max_switches: 9", "max_switches: 1000"),
+        ..Opts::default()
+    });
+    l.wait_ready();
+    let ladder = ["aggressive", "balanced", "conservative"];
+    let mut seen = Vec::new();
+    for i in 0..21 {
+        let want = ladder[i % 3];
+        let asked = Instant::now();
+        l.pin(want, "1h");
+        let took = wait_until("the pinned profile loaded", Duration::from_secs(20), || {
+            let y = l.loaded_job()?;
+            let n = y.matches("action: ").count();
+            (n == rules_of(want) && l.on_disk().as_deref() == Some(want))
+                .then(|| asked.elapsed())
+                .ok_or(format!("{n} rules loaded, want {want}"))
+        });
+        seen.push(took);
+    }
+    seen.sort();
+    let m = l.metrics();
+    let q = |quantile: &str| {
+        metric(
+            &m,
+            &format!(
+                "phoenix_apply_duration_seconds{{collector=\"prom\",quantile=\"{quantile}\"}}"
+            ),
+        )
+    };
+    eprintln!(
+        "apply latency over {} applies: daemon histogram (decision's apply → verified) median {:?}s p99 {:?}s; override answer → served by Prometheus median {:?} max {:?}",
+        counter(
+            &m,
+            "phoenix_apply_duration_seconds_count{collector=\"prom\"}"
+        ),
+        q("0.5"),
+        q("0.99"),
+        seen[seen.len() / 2],
+        seen[seen.len() - 1]
+    );
+    assert!(
+        counter(
+            &m,
+            "phoenix_applies_total{collector=\"prom\",outcome=\"applied\"}"
+        ) >= 21.0
+    );
+}
