@@ -322,6 +322,10 @@ fn the_loop_escalates_on_prometheus_and_relaxes_when_the_load_falls() {
     let mut l = Loop::start(Opts::default());
     l.wait_ready();
     assert_eq!(l.in_force().unwrap(), "conservative");
+    // The collector ran its hand-written config: the first profile was rendered and
+    // loaded before the daemon was ready, so "conservative in force" is true.
+    assert_eq!(l.on_disk().as_deref(), Some("conservative"));
+    assert!(l.loaded_job().unwrap().contains("hashmod"));
     let base_text = std::fs::read_to_string(&l.config_path).unwrap();
 
     // 0.5× → 2× the budget.
@@ -607,6 +611,11 @@ fn a_fragment_promtool_refuses_is_never_written() {
     });
     l.wait_ready();
     let base_text = std::fs::read_to_string(&l.config_path).unwrap();
+    // The first profile was rendered at start (one reload); nothing else may be.
+    let reloads = counter(
+        &l.metrics(),
+        "phoenix_reloads_total{collector=\"prom\",outcome=\"ok\"}",
+    );
     l.set_level((BUDGET * 2.0) as u64);
     let m = wait_until("a failed apply", Duration::from_secs(60), || {
         let m = l.metrics();
@@ -627,7 +636,7 @@ fn a_fragment_promtool_refuses_is_never_written() {
             &m,
             "phoenix_reloads_total{collector=\"prom\",outcome=\"ok\"}"
         ),
-        0.0
+        reloads
     );
     assert_eq!(std::fs::read_to_string(&l.config_path).unwrap(), base_text);
     assert!(leftovers(l.config_path.parent().unwrap()).is_empty());
@@ -695,6 +704,10 @@ fn prometheus_down_during_an_apply_is_retried_and_never_torn() {
 fn a_config_path_that_cannot_be_written_fails_counted_and_retries() {
     let l = Loop::start(Opts::default());
     l.wait_ready();
+    let reloads = counter(
+        &l.metrics(),
+        "phoenix_reloads_total{collector=\"prom\",outcome=\"ok\"}",
+    );
     let dir = l.config_path.parent().unwrap().to_path_buf();
     let moved = dir.with_extension("moved");
     // Root ignores permission bits: a file where the directory was blocks every write.
@@ -715,7 +728,7 @@ fn a_config_path_that_cannot_be_written_fails_counted_and_retries() {
             &m,
             "phoenix_reloads_total{collector=\"prom\",outcome=\"ok\"}"
         ),
-        0.0,
+        reloads,
         "{m}"
     );
     assert_eq!(l.in_force().unwrap(), "conservative");

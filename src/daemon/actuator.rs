@@ -176,8 +176,9 @@ impl Actor for ActuatorActor {
                     ControlFile::default()
                 }
             },
-            BackendArgs::Rendered { collector, .. } => {
-                learn_in_force(&args.collector, collector, &http).await
+            BackendArgs::Rendered { collector, policy } => {
+                let found = learn_in_force(&args.collector, collector, &http).await;
+                bootstrap(&args.collector, collector, policy, &http, found).await
             }
         };
         metrics::gauge!(m::CONFIG_GENERATION, "collector" => args.collector.clone())
@@ -383,6 +384,62 @@ async fn learn_in_force(
         .unwrap_or_default();
     tracing::info!(collector = %name, generation = state.generation, profiles = ?state.pipelines, "In force at start.");
     state
+}
+
+/// A collector still on its hand-written config runs none of the first profile's rules,
+/// yet the engines take every pipeline to be on its first profile until told otherwise.
+/// Make that true for the pipelines the collector's mapping names, before the daemon is
+/// ready: render and apply the first profile for them once. Pipelines found only later
+/// (discovered, mapped by their job's name) get their rules at their first apply.
+async fn bootstrap(
+    name: &str,
+    c: &crate::actuator::Collector,
+    policy: &ValidatedPolicy,
+    http: &reqwest::Client,
+    found: ControlFile,
+) -> ControlFile {
+    let mapped: Vec<&String> = match c {
+        crate::actuator::Collector::Prometheus(p) => p.jobs.jobs.keys().collect(),
+        crate::actuator::Collector::Otelcol(o) => o.pipelines.pipelines.keys().collect(),
+    };
+    let Some(first) = policy.profiles().first() else {
+        return found;
+    };
+    let mut next = found.clone();
+    for p in mapped {
+        next.pipelines
+            .entry(p.clone())
+            .or_insert_with(|| first.name.clone());
+    }
+    if next.pipelines == found.pipelines {
+        return found;
+    }
+    next.generation += 1;
+    next.updated_at = now_ts().to_string();
+    let started = Instant::now();
+    let result = apply_rendered(name, c, policy, http, &next).await;
+    metrics::histogram!(m::APPLY_DURATION, "collector" => name.to_string())
+        .record(started.elapsed().as_secs_f64());
+    match result {
+        Ok(()) => {
+            metrics::counter!(m::APPLIES, "collector" => name.to_string(), "outcome" => "applied")
+                .increment(1);
+            metrics::gauge!(m::LAST_APPLY_SUCCESS, "collector" => name.to_string())
+                .set(now_ts().as_secs_f64());
+            tracing::info!(collector = %name, generation = next.generation, profiles = ?next.pipelines, "Rendered the first profile of the mapped pipelines at start (the collector ran its hand-written config).");
+            next
+        }
+        Err(ended) => {
+            let (outcome, e) = match ended {
+                Ended::Failed(e, _) => ("failed", e),
+                Ended::RolledBack(e) => ("rolled_back", e),
+            };
+            metrics::counter!(m::APPLIES, "collector" => name.to_string(), "outcome" => outcome)
+                .increment(1);
+            tracing::error!(collector = %name, error = %e, "Cannot render the first profile at start; the collector keeps its current config until the first apply.");
+            found
+        }
+    }
 }
 
 /// Removes the temporary files a killed daemon may have left beside the config (a write
