@@ -8,8 +8,10 @@
 //! exporter that integration tests and benchmarks have Prometheus scrape. `cli` is the
 //! `phoenix` command line (argument parsing and wiring only); `src/main.rs` just runs it.
 //! `render` turns a collector's base config and the profiles in force into the config
-//! the actuator writes (pure; the daemon does the I/O).
+//! the actuator writes (pure); `actuator` holds the collector backends' I/O steps (validate,
+//! write, reload, verify, roll back) that the daemon's actuator actor sequences.
 
+pub mod actuator;
 pub mod bench;
 pub mod cli;
 pub mod core;

@@ -8,7 +8,7 @@ use crate::daemon::config::{
     Source as ConfigSource,
 };
 use crate::daemon::detector::{DetectorArgs, Watch};
-use crate::daemon::run::{CollectorPlan, RunError, RunPlan};
+use crate::daemon::run::{CollectorBackend, CollectorPlan, RunError, RunPlan};
 use crate::daemon::sampler::{ReplayTick, Source};
 use crate::daemon::supervisor::RestartPolicy;
 use crate::policy::{PolicyError, ValidatedPolicy};
@@ -141,8 +141,14 @@ fn plan(cfg: &DaemonConfig, policy: ValidatedPolicy) -> Result<RunPlan, RunCliEr
         .collectors()
         .iter()
         .map(|c| {
-            let file = match c.backend() {
-                Backend::File { path } => path.clone(),
+            let backend = match c.backend() {
+                Backend::File { path } => CollectorBackend::File(path.clone()),
+                Backend::Prometheus(p) => CollectorBackend::Rendered(Box::new(
+                    crate::actuator::Collector::Prometheus(p.clone()),
+                )),
+                Backend::Otelcol(o) => CollectorBackend::Rendered(Box::new(
+                    crate::actuator::Collector::Otelcol(o.clone()),
+                )),
             };
             CollectorPlan {
                 name: c.name().to_string(),
@@ -150,7 +156,7 @@ fn plan(cfg: &DaemonConfig, policy: ValidatedPolicy) -> Result<RunPlan, RunCliEr
                     PipelineSelector::All => vec!["*".to_string()],
                     PipelineSelector::Only(p) => p.clone(),
                 },
-                file,
+                backend,
                 coalesce: c.coalesce(),
                 min_reload_interval: c.min_reload_interval(),
             }
@@ -240,7 +246,8 @@ fn plan(cfg: &DaemonConfig, policy: ValidatedPolicy) -> Result<RunPlan, RunCliEr
                 .iter()
                 .flat_map(|t| t.inputs.iter().map(|(p, _, _)| p.clone()))
                 .collect();
-            // A pipeline's control file: the collector naming it, else one taking `*`.
+            // A pipeline's control file: the collector naming it, else one taking `*`
+            // (a rendered collector has none: its pipelines replay without feedback).
             let control_files = replayed
                 .iter()
                 .filter_map(|p| {
@@ -252,7 +259,10 @@ fn plan(cfg: &DaemonConfig, policy: ValidatedPolicy) -> Result<RunPlan, RunCliEr
                                 .iter()
                                 .find(|c| c.pipelines.iter().any(|x| x == "*"))
                         })
-                        .map(|c| (p.clone(), c.file.clone()))
+                        .and_then(|c| match &c.backend {
+                            CollectorBackend::File(f) => Some((p.clone(), f.clone())),
+                            CollectorBackend::Rendered(_) => None,
+                        })
                 })
                 .collect();
             (

@@ -127,8 +127,29 @@ const COLLECTOR_KEYS: &[&str] = &[
     "coalesce",
 ];
 const FILE_BACKEND_KEYS: &[&str] = &["path"];
+const PROMETHEUS_BACKEND_KEYS: &[&str] = &[
+    "base_config",
+    "config_path",
+    "jobs",
+    "reload",
+    "verify",
+    "promtool",
+];
+const PROMETHEUS_RELOAD_KEYS: &[&str] = &["url", "retry_for"];
+const PROMETHEUS_VERIFY_KEYS: &[&str] = &["url", "timeout"];
+const OTELCOL_BACKEND_KEYS: &[&str] = &[
+    "base_config",
+    "config_path",
+    "pipelines",
+    "reload",
+    "verify",
+    "validator",
+];
+const OTELCOL_RELOAD_KEYS: &[&str] = &["signal", "command", "timeout", "retry_for"];
+const OTELCOL_SIGNAL_KEYS: &[&str] = &["pidfile"];
+const OTELCOL_VERIFY_KEYS: &[&str] = &["health_url", "timeout"];
 const SUPERVISION_KEYS: &[&str] = &["max_restarts", "window", "backoff"];
-/// Backend names the schema knows; only `file` is built so far.
+/// Backend names the schema knows.
 const BACKENDS: &[&str] = &["file", "prometheus", "otelcol"];
 
 /// Command-line overrides of `phoenix run`; each wins over the file and the environment.
@@ -471,6 +492,10 @@ pub enum Backend {
         /// The control file (its directory exists and is writable).
         path: PathBuf,
     },
+    /// A Prometheus acting as the collector: its config is rendered, reloaded, verified.
+    Prometheus(crate::actuator::PrometheusSettings),
+    /// An OpenTelemetry Collector: its config is rendered, validated, reloaded, verified.
+    Otelcol(crate::actuator::OtelcolSettings),
 }
 
 /// One `collectors:` item.
@@ -2499,16 +2524,10 @@ fn collectors_section(
         }) else {
             continue;
         };
-        // A section named after an unavailable backend is that backend's business: the
-        // backend line already says this collector cannot work.
-        let backend_raw = match present(t.get("backend")).map(|v| &v.kind) {
-            Some(ValueKind::String(s)) => s.trim().to_string(),
-            _ => String::new(),
-        };
+        // Each backend's section is a known key; one given for another backend is
+        // reported below, naming the backend it belongs to.
         let mut keys: Vec<&str> = COLLECTOR_KEYS.to_vec();
-        if backend_raw != "file" && BACKENDS.contains(&backend_raw.as_str()) {
-            keys.push(&backend_raw);
-        }
+        keys.extend(BACKENDS.iter().filter(|b| **b != "file"));
         ctx.unknown_keys(&base, t, &keys);
 
         let name = ctx
@@ -2544,17 +2563,19 @@ fn collectors_section(
             .and_then(|v| ctx.choice(&f("backend"), Some(v), BACKENDS));
         let backend = match backend_name {
             Some("file") => file_backend(ctx, &base, t.get("file"), &mut files, &label),
-            Some(other) => {
-                ctx.at(
-                    &f("backend"),
-                    format!("backend {other} is not available in this build; use backend: file"),
-                );
-                None
+            Some("prometheus") => {
+                prometheus_backend(ctx, &base, t.get("prometheus"), &mut files, &label)
             }
-            None => None,
+            Some("otelcol") => otelcol_backend(ctx, &base, t.get("otelcol"), &mut files, &label),
+            _ => None,
         };
-        if backend_name.is_some_and(|b| b != "file") && present(t.get("file")).is_some() {
-            ctx.at(&f("file"), "the file section is for backend: file only");
+        for other in BACKENDS {
+            if backend_name.is_some_and(|b| b != *other) && present(t.get(*other)).is_some() {
+                ctx.at(
+                    &f(other),
+                    format!("the {other} section is for backend: {other} only"),
+                );
+            }
         }
 
         let selector = match present(t.get("pipelines")) {
@@ -2729,6 +2750,485 @@ fn file_backend(
     }
     files.insert(path.clone(), label.to_string());
     Some(Backend::File { path })
+}
+
+/// A config file Phoenix writes for a collector: not a directory, its directory
+/// writable, and no other collector writing it (or its last good copy).
+fn output_file(
+    ctx: &mut Ctx,
+    field: &str,
+    v: Option<&Value>,
+    files: &mut BTreeMap<PathBuf, String>,
+    label: &str,
+    what: &str,
+) -> Option<PathBuf> {
+    let path = ctx
+        .required(field, v, &format!("give {what}"))
+        .and_then(|v| ctx.path(field, Some(v)))?;
+    if path.is_dir() {
+        ctx.at(
+            field,
+            format!("{} is a directory; give {what}", path.display()),
+        );
+        return None;
+    }
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("/"),
+    };
+    if let Err(m) = writable_dir(dir, false) {
+        ctx.at(field, m);
+        return None;
+    }
+    if let Some(other) = files.get(&path) {
+        ctx.at(
+            field,
+            format!("collector {other} writes the same file; give each collector its own"),
+        );
+        return None;
+    }
+    files.insert(path.clone(), label.to_string());
+    Some(path)
+}
+
+/// A readable base config.
+fn base_config(ctx: &mut Ctx, field: &str, v: Option<&Value>) -> Option<(PathBuf, String)> {
+    let path = ctx
+        .required(
+            field,
+            v,
+            "give the hand-written collector config Phoenix renders from",
+        )
+        .and_then(|v| ctx.path(field, Some(v)))?;
+    if let Err(m) = readable_file(&path) {
+        ctx.at(field, m);
+        return None;
+    }
+    match fs::read_to_string(&path) {
+        Ok(text) => Some((path, text)),
+        Err(e) => {
+            ctx.at(
+                field,
+                format!("cannot read {}: {}", path.display(), io_text(&e)),
+            );
+            None
+        }
+    }
+}
+
+/// An http(s) URL.
+fn url_field(ctx: &mut Ctx, field: &str, v: Option<&Value>, example: &str) -> Option<Url> {
+    let s = ctx
+        .required(field, v, &format!("give the URL, e.g. {example}"))
+        .and_then(|v| ctx.string(field, Some(v)))?;
+    match url_problem(&s) {
+        Ok(u) => Some(u),
+        Err(m) => {
+            ctx.at(field, m);
+            None
+        }
+    }
+}
+
+/// A base URL with a trailing slash, so joining `metrics` keeps any path prefix.
+fn as_base(mut u: Url) -> Url {
+    if !u.path().ends_with('/') {
+        let p = format!("{}/", u.path());
+        u.set_path(&p);
+    }
+    u
+}
+
+/// `promtool` / `validator`: absent or `auto` looks the binaries up on PATH (the first
+/// found wins), `off` disables it, a path must be an existing file.
+fn checker(ctx: &mut Ctx, field: &str, v: Option<&Value>, binaries: &[&str]) -> Option<PathBuf> {
+    let auto = || binaries.iter().find_map(|b| crate::actuator::on_path(b));
+    let binary = binaries.join(" or ");
+    let Some(s) = ctx.string(field, v) else {
+        return auto();
+    };
+    match s.trim() {
+        "auto" | "" => auto(),
+        "off" => None,
+        _ => {
+            let path = ctx.path(field, v)?;
+            if !path.is_file() {
+                ctx.at(
+                    field,
+                    format!(
+                        "{} is not a file; give the path of {binary}, `auto` (look it up on PATH) or `off`",
+                        path.display()
+                    ),
+                );
+                return None;
+            }
+            Some(path)
+        }
+    }
+}
+
+/// A mapping of pipeline names to lists of names (scrape jobs, service pipelines).
+fn name_lists(
+    ctx: &mut Ctx,
+    field: &str,
+    v: Option<&Value>,
+    what: &str,
+) -> Option<BTreeMap<String, Vec<String>>> {
+    let Some(v) = present(v) else {
+        return Some(BTreeMap::new());
+    };
+    let ValueKind::Table(t) = &v.kind else {
+        ctx.at(
+            field,
+            format!(
+                "expected a mapping of pipeline names to lists of {what}, e.g. {{ checkout: [checkout-api] }}, found {}",
+                describe(v, false)
+            ),
+        );
+        return None;
+    };
+    let mut out = BTreeMap::new();
+    let mut ok = true;
+    let mut keys: Vec<&String> = t.keys().collect();
+    keys.sort();
+    for k in keys {
+        let f = format!("{field}.{k}");
+        if let Some(m) = pipeline_problem(k) {
+            ctx.at(&f, m);
+            ok = false;
+            continue;
+        }
+        let Some(items) = ctx.list(&f, t.get(k), what) else {
+            ok = false;
+            continue;
+        };
+        let mut names = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            match ctx.string(&format!("{f}[{i}]"), Some(item)) {
+                Some(s) if !s.trim().is_empty() => names.push(s.trim().to_string()),
+                Some(_) => {
+                    ctx.at(
+                        &format!("{f}[{i}]"),
+                        format!("empty name; give one of the {what}"),
+                    );
+                    ok = false;
+                }
+                None => ok = false,
+            }
+        }
+        if names.is_empty() {
+            ctx.at(
+                &f,
+                format!("the list is empty; map the pipeline to at least one of the {what}"),
+            );
+            ok = false;
+        }
+        out.insert(k.clone(), names);
+    }
+    ok.then_some(out)
+}
+
+/// `collectors[i].prometheus`: a Prometheus acting as the collector.
+fn prometheus_backend(
+    ctx: &mut Ctx,
+    base: &str,
+    v: Option<&Value>,
+    files: &mut BTreeMap<PathBuf, String>,
+    label: &str,
+) -> Option<Backend> {
+    let section = format!("{base}.prometheus");
+    if present(v).is_none() {
+        ctx.at(
+            &section,
+            "backend prometheus needs prometheus: { base_config, config_path, reload: { url }, verify: { url } }",
+        );
+        return None;
+    }
+    let t = ctx.table(&section, v, PROMETHEUS_BACKEND_KEYS)?;
+    let f = |k: &str| format!("{section}.{k}");
+    let base_cfg = base_config(ctx, &f("base_config"), t.get("base_config"));
+    let config_path = output_file(
+        ctx,
+        &f("config_path"),
+        t.get("config_path"),
+        files,
+        label,
+        "the file Prometheus reads (its --config.file), which Phoenix writes",
+    );
+    let jobs = name_lists(ctx, &f("jobs"), t.get("jobs"), "scrape job names")
+        .map(|jobs| crate::render::prometheus::JobMapping { jobs });
+    if let (Some((path, text)), Some(jobs)) = (&base_cfg, &jobs) {
+        // Every mapped job must exist: render the base with each mapped pipeline's empty
+        // fragment, so a wrong mapping shows now, not at the first escalation.
+        let empty = crate::policy::PrometheusFragment::default();
+        let list: Vec<_> = jobs.jobs.keys().map(|p| (p.as_str(), &empty)).collect();
+        if let Err(e) = crate::render::prometheus::render(text, jobs, &list) {
+            let field = if matches!(
+                e,
+                crate::render::RenderError::UnknownJob { .. }
+                    | crate::render::RenderError::Shared { .. }
+            ) {
+                f("jobs")
+            } else {
+                f("base_config")
+            };
+            ctx.at(&field, format!("{}: {e}", path.display()));
+        }
+    }
+    let rt = ctx.table(&f("reload"), t.get("reload"), PROMETHEUS_RELOAD_KEYS);
+    if present(t.get("reload")).is_none() {
+        ctx.at(
+            &f("reload"),
+            "required field is missing; give reload: { url: http://127.0.0.1:9090/-/reload }",
+        );
+    }
+    let reload_url = rt.and_then(|rt| {
+        url_field(
+            ctx,
+            &f("reload.url"),
+            rt.get("url"),
+            "http://127.0.0.1:9090/-/reload (Prometheus needs --web.enable-lifecycle)",
+        )
+    });
+    let retry_for = rt
+        .and_then(|rt| {
+            ctx.duration(
+                &f("reload.retry_for"),
+                rt.get("retry_for"),
+                Duration::ZERO,
+                false,
+                secs(3600),
+            )
+        })
+        .unwrap_or(secs(30));
+    let vt = ctx.table(&f("verify"), t.get("verify"), PROMETHEUS_VERIFY_KEYS);
+    if present(t.get("verify")).is_none() {
+        ctx.at(
+            &f("verify"),
+            "required field is missing; give verify: { url: http://127.0.0.1:9090 } (Prometheus' own base URL)",
+        );
+    }
+    let verify_url = vt.and_then(|vt| {
+        url_field(
+            ctx,
+            &f("verify.url"),
+            vt.get("url"),
+            "http://127.0.0.1:9090",
+        )
+        .map(as_base)
+    });
+    let verify_timeout = vt
+        .and_then(|vt| {
+            ctx.duration(
+                &f("verify.timeout"),
+                vt.get("timeout"),
+                Duration::ZERO,
+                true,
+                secs(600),
+            )
+        })
+        .unwrap_or(secs(30));
+    let promtool = checker(ctx, &f("promtool"), t.get("promtool"), &["promtool"]);
+    Some(Backend::Prometheus(crate::actuator::PrometheusSettings {
+        base_config: base_cfg?.0,
+        config_path: config_path?,
+        jobs: jobs?,
+        reload_url: reload_url?,
+        retry_for,
+        verify_url: verify_url?,
+        verify_timeout,
+        promtool,
+    }))
+}
+
+/// `collectors[i].otelcol`: an OpenTelemetry Collector.
+fn otelcol_backend(
+    ctx: &mut Ctx,
+    base: &str,
+    v: Option<&Value>,
+    files: &mut BTreeMap<PathBuf, String>,
+    label: &str,
+) -> Option<Backend> {
+    let section = format!("{base}.otelcol");
+    if present(v).is_none() {
+        ctx.at(
+            &section,
+            "backend otelcol needs otelcol: { base_config, config_path, reload: { signal: { pidfile } } or { command: [...] }, verify: { health_url } }",
+        );
+        return None;
+    }
+    let t = ctx.table(&section, v, OTELCOL_BACKEND_KEYS)?;
+    let f = |k: &str| format!("{section}.{k}");
+    let base_cfg = base_config(ctx, &f("base_config"), t.get("base_config"));
+    let config_path = output_file(
+        ctx,
+        &f("config_path"),
+        t.get("config_path"),
+        files,
+        label,
+        "the file the collector reads (its --config), which Phoenix writes",
+    );
+    let pipelines = name_lists(
+        ctx,
+        &f("pipelines"),
+        t.get("pipelines"),
+        "service pipeline ids",
+    )
+    .map(|pipelines| crate::render::otelcol::PipelineMapping { pipelines });
+    if let (Some((path, text)), Some(mapping)) = (&base_cfg, &pipelines) {
+        let empty = crate::policy::OtelcolFragment::default();
+        let list: Vec<_> = mapping
+            .pipelines
+            .keys()
+            .map(|p| (p.as_str(), &empty))
+            .collect();
+        if let Err(e) = crate::render::otelcol::render(text, mapping, &list) {
+            let field = if matches!(
+                e,
+                crate::render::RenderError::UnknownServicePipeline { .. }
+                    | crate::render::RenderError::NotMetrics { .. }
+                    | crate::render::RenderError::Shared { .. }
+                    | crate::render::RenderError::BadPipeline { .. }
+            ) {
+                f("pipelines")
+            } else {
+                f("base_config")
+            };
+            ctx.at(&field, format!("{}: {e}", path.display()));
+        }
+    }
+    let rt = ctx.table(&f("reload"), t.get("reload"), OTELCOL_RELOAD_KEYS);
+    let reload = match rt {
+        None => {
+            if present(t.get("reload")).is_none() {
+                ctx.at(
+                    &f("reload"),
+                    "required field is missing; give reload: { signal: { pidfile: PATH } } or reload: { command: [PROGRAM, ARG, ...] }",
+                );
+            }
+            None
+        }
+        Some(rt) => {
+            let timeout = ctx
+                .duration(
+                    &f("reload.timeout"),
+                    rt.get("timeout"),
+                    Duration::ZERO,
+                    true,
+                    secs(600),
+                )
+                .unwrap_or(secs(30));
+            match (present(rt.get("signal")), present(rt.get("command"))) {
+                (Some(_), Some(_)) => {
+                    ctx.at(&f("reload"), "give either signal or command, not both");
+                    None
+                }
+                (None, None) => {
+                    ctx.at(
+                        &f("reload"),
+                        "give signal: { pidfile: PATH } (SIGHUP to the collector) or command: [PROGRAM, ARG, ...]",
+                    );
+                    None
+                }
+                (Some(sv), None) => {
+                    let st = ctx.table(&f("reload.signal"), Some(sv), OTELCOL_SIGNAL_KEYS);
+                    st.and_then(|st| {
+                        ctx.required(
+                            &f("reload.signal.pidfile"),
+                            st.get("pidfile"),
+                            "give the collector's pidfile",
+                        )
+                        .and_then(|v| ctx.path(&f("reload.signal.pidfile"), Some(v)))
+                    })
+                    .map(|pidfile| crate::actuator::OtelReload::Signal { pidfile })
+                }
+                (None, Some(cv)) => {
+                    let field = f("reload.command");
+                    let items = ctx.list(&field, Some(cv), "program and arguments (no shell)");
+                    items.and_then(|items| {
+                        let mut argv = Vec::new();
+                        for (i, it) in items.iter().enumerate() {
+                            argv.push(ctx.string(&format!("{field}[{i}]"), Some(it))?);
+                        }
+                        match argv.first() {
+                            None => {
+                                ctx.at(&field, "the command is empty; give [PROGRAM, ARG, ...]");
+                                None
+                            }
+                            Some(p) if !Path::new(p).is_absolute() => {
+                                ctx.at(
+                                    &format!("{field}[0]"),
+                                    format!("{p:?} is not an absolute path; the command runs without a shell or PATH lookup, give the program's full path"),
+                                );
+                                None
+                            }
+                            Some(p) if !Path::new(p).is_file() => {
+                                ctx.at(
+                                    &format!("{field}[0]"),
+                                    format!("{p} does not exist; give the program's full path"),
+                                );
+                                None
+                            }
+                            Some(_) => Some(crate::actuator::OtelReload::Command { argv, timeout }),
+                        }
+                    })
+                }
+            }
+        }
+    };
+    let retry_for = rt
+        .and_then(|rt| {
+            ctx.duration(
+                &f("reload.retry_for"),
+                rt.get("retry_for"),
+                Duration::ZERO,
+                false,
+                secs(3600),
+            )
+        })
+        .unwrap_or(secs(30));
+    let vt = ctx.table(&f("verify"), t.get("verify"), OTELCOL_VERIFY_KEYS);
+    if present(t.get("verify")).is_none() {
+        ctx.at(
+            &f("verify"),
+            "required field is missing; give verify: { health_url: http://127.0.0.1:13133/ } (the health_check extension)",
+        );
+    }
+    let health_url = vt.and_then(|vt| {
+        url_field(
+            ctx,
+            &f("verify.health_url"),
+            vt.get("health_url"),
+            "http://127.0.0.1:13133/",
+        )
+    });
+    let verify_timeout = vt
+        .and_then(|vt| {
+            ctx.duration(
+                &f("verify.timeout"),
+                vt.get("timeout"),
+                Duration::ZERO,
+                true,
+                secs(600),
+            )
+        })
+        .unwrap_or(secs(30));
+    let validator = checker(
+        ctx,
+        &f("validator"),
+        t.get("validator"),
+        &["otelcol-contrib", "otelcol"],
+    );
+    Some(Backend::Otelcol(crate::actuator::OtelcolSettings {
+        base_config: base_cfg?.0,
+        config_path: config_path?,
+        pipelines: pipelines?,
+        reload: reload?,
+        retry_for,
+        health_url: health_url?,
+        verify_timeout,
+        validator,
+    }))
 }
 
 fn supervision_section(ctx: &mut Ctx, v: Option<&Value>) -> SupervisionConfig {
@@ -3357,8 +3857,12 @@ collectors:
                 "DIR/phoenix.yaml:7:43: collectors[1].pipelines[0]: pipeline \"checkout\" is already carried by collector a; a pipeline belongs to one collector",
                 "DIR/phoenix.yaml:7:53: collectors[1].pipelines[1]: pipeline \"ghost\" is not tracked (discover is false and pipelines.include does not list it)",
                 "DIR/phoenix.yaml:7:69: collectors[1].file.path: collector a writes the same file; give each collector its own",
-                "DIR/phoenix.yaml:8:16: collectors[2].backend: backend prometheus is not available in this build; use backend: file",
-                "DIR/phoenix.yaml:9:16: collectors[3].backend: backend otelcol is not available in this build; use backend: file",
+                "DIR/phoenix.yaml:8:58: collectors[2].prometheus.base_config: required field is missing; give the hand-written collector config Phoenix renders from",
+                "DIR/phoenix.yaml:8:58: collectors[2].prometheus.config_path: required field is missing; give the file Prometheus reads (its --config.file), which Phoenix writes",
+                "DIR/phoenix.yaml:8:58: collectors[2].prometheus.reload: required field is missing; give reload: { url: http://127.0.0.1:9090/-/reload }",
+                "DIR/phoenix.yaml:8:58: collectors[2].prometheus.verify: required field is missing; give verify: { url: http://127.0.0.1:9090 } (Prometheus' own base URL)",
+                "DIR/phoenix.yaml:8:72: collectors[2].prometheus.url: unknown field `url`; expected one of: base_config, config_path, jobs, reload, verify, promtool",
+                "DIR/phoenix.yaml:9:7: collectors[3].otelcol: backend otelcol needs otelcol: { base_config, config_path, reload: { signal: { pidfile } } or { command: [...] }, verify: { health_url } }",
                 "DIR/phoenix.yaml:9:53: collectors[3].file: the file section is for backend: file only",
                 "DIR/phoenix.yaml:10:7: collectors[4].file: backend file needs file: { path: ... }, the control file Phoenix writes",
                 "DIR/phoenix.yaml:11:31: collectors[5].pipelines: `*` already means every pipeline; list either `*` alone or pipeline names",
@@ -3374,6 +3878,152 @@ collectors:
             lines,
             [
                 "DIR/phoenix.yaml:9:36: collectors[1].pipelines: collector edge-1 already carries every pipeline (`*`); only one collector may, list this one's pipelines"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_prometheus_collector_is_resolved_and_checked_against_its_base() {
+        let sb = Sandbox::new();
+        fs::write(
+            sb.path("base.yml"),
+            "scrape_configs:\n  - job_name: checkout-api\n    static_configs: [{ targets: ['127.0.0.1:1'] }]\n",
+        )
+        .unwrap();
+        let text = "\
+prometheus: { url: http://127.0.0.1:9090 }
+policy: policy.yaml
+state_dir: state
+collectors:
+  - name: prom
+    backend: prometheus
+    prometheus:
+      base_config: base.yml
+      config_path: out/prometheus.yml
+      jobs: { checkout: [checkout-api] }
+      reload: { url: http://127.0.0.1:9090/-/reload, retry_for: 10s }
+      verify: { url: http://127.0.0.1:9090/prom, timeout: 5s }
+      promtool: off
+";
+        let c = sb.load(text).unwrap();
+        let Backend::Prometheus(p) = c.collectors()[0].backend() else {
+            panic!("not prometheus: {:?}", c.collectors()[0].backend())
+        };
+        assert_eq!(p.config_path, sb.path("out/prometheus.yml"));
+        assert_eq!(p.base_config, sb.path("base.yml"));
+        assert_eq!(p.jobs.jobs_of("checkout"), ["checkout-api"]);
+        assert_eq!(p.reload_url.as_str(), "http://127.0.0.1:9090/-/reload");
+        // A base URL keeps its path prefix when the verifier joins `metrics` to it.
+        assert_eq!(p.verify_url.as_str(), "http://127.0.0.1:9090/prom/");
+        assert_eq!(p.verify_timeout, secs(5));
+        assert_eq!(p.retry_for, secs(10));
+        assert_eq!(p.promtool, None);
+
+        let bad = "\
+prometheus: { url: http://127.0.0.1:9090 }
+policy: policy.yaml
+state_dir: state
+collectors:
+  - name: prom
+    backend: prometheus
+    prometheus:
+      base_config: missing.yml
+      config_path: nodir/prometheus.yml
+      jobs: { checkout: [] }
+      reload: { url: 'ftp://x/-/reload' }
+      verify: { timeout: 0s }
+      promtool: /no/promtool
+    file: { path: out/x.yaml }
+  - name: prom2
+    backend: prometheus
+    pipelines: [search]
+    prometheus:
+      base_config: base.yml
+      config_path: out/p2.yml
+      jobs: { search: [search-api] }
+      reload: { url: http://127.0.0.1:9090/-/reload }
+      verify: { url: http://127.0.0.1:9090 }
+";
+        let lines = sb.lines(&sb.load(bad).unwrap_err());
+        assert_eq!(
+            lines,
+            [
+                "DIR/phoenix.yaml:8:7: collectors[0].prometheus.base_config: cannot read DIR/missing.yml: No such file or directory (check the path)",
+                "DIR/phoenix.yaml:9:7: collectors[0].prometheus.config_path: directory DIR/nodir does not exist; create it or choose another path",
+                "DIR/phoenix.yaml:10:15: collectors[0].prometheus.jobs.checkout: the list is empty; map the pipeline to at least one of the scrape job names",
+                "DIR/phoenix.yaml:11:17: collectors[0].prometheus.reload.url: scheme `ftp` is not supported; use http or https",
+                "DIR/phoenix.yaml:12:7: collectors[0].prometheus.verify.url: required field is missing; give the URL, e.g. http://127.0.0.1:9090",
+                "DIR/phoenix.yaml:12:17: collectors[0].prometheus.verify.timeout: 0s must be in (0s, 10m]",
+                "DIR/phoenix.yaml:13:7: collectors[0].prometheus.promtool: /no/promtool is not a file; give the path of promtool, `auto` (look it up on PATH) or `off`",
+                "DIR/phoenix.yaml:14:5: collectors[0].file: the file section is for backend: file only",
+                "DIR/phoenix.yaml:21:7: collectors[1].prometheus.jobs: DIR/base.yml: pipeline \"search\": scrape job \"search-api\" is not in the base config (jobs: checkout-api); fix the pipeline's job mapping or add the job",
+            ]
+        );
+    }
+
+    #[test]
+    fn an_otelcol_collector_is_resolved_and_checked_against_its_base() {
+        let sb = Sandbox::new();
+        let base = fs::read_to_string(manifest("configs/otelcol/gateway.yaml")).unwrap();
+        fs::write(sb.path("gateway.yaml"), &base).unwrap();
+        let text = "\
+prometheus: { url: http://127.0.0.1:9090 }
+policy: policy.yaml
+state_dir: state
+collectors:
+  - name: gw
+    backend: otelcol
+    otelcol:
+      base_config: gateway.yaml
+      config_path: out/otelcol.yaml
+      reload: { signal: { pidfile: /run/otelcol.pid } }
+      verify: { health_url: 'http://127.0.0.1:13133/' }
+      validator: off
+";
+        let c = sb.load(text).unwrap();
+        let Backend::Otelcol(o) = c.collectors()[0].backend() else {
+            panic!("not otelcol")
+        };
+        assert_eq!(
+            o.reload,
+            crate::actuator::OtelReload::Signal {
+                pidfile: PathBuf::from("/run/otelcol.pid")
+            }
+        );
+        assert_eq!(o.validator, None);
+        assert_eq!(o.verify_timeout, secs(30));
+
+        let bad = "\
+prometheus: { url: http://127.0.0.1:9090 }
+policy: policy.yaml
+state_dir: state
+collectors:
+  - name: gw
+    backend: otelcol
+    otelcol:
+      base_config: gateway.yaml
+      config_path: out/otelcol.yaml
+      pipelines: { checkout: [traces] }
+      reload: { command: [otelcol-reload, now] }
+      verify: { health_url: nope }
+  - name: gw2
+    backend: otelcol
+    pipelines: [other]
+    otelcol:
+      base_config: gateway.yaml
+      config_path: out/o2.yaml
+      reload: { signal: { pidfile: a }, command: [/bin/true] }
+      verify: { health_url: 'http://127.0.0.1:13133/' }
+";
+        let lines = sb.lines(&sb.load(bad).unwrap_err());
+        assert_eq!(lines.len(), 4, "{lines:#?}");
+        assert!(lines[0].starts_with("DIR/phoenix.yaml:10:7: collectors[0].otelcol.pipelines: DIR/gateway.yaml: pipeline \"checkout\": service pipeline \"traces\""), "{}", lines[0]);
+        assert_eq!(
+            lines[1..],
+            [
+                "DIR/phoenix.yaml:11:27: collectors[0].otelcol.reload.command[0]: \"otelcol-reload\" is not an absolute path; the command runs without a shell or PATH lookup, give the program's full path",
+                "DIR/phoenix.yaml:12:17: collectors[0].otelcol.verify.health_url: \"nope\" is not a URL (relative URL without a base); write the base URL, e.g. http://127.0.0.1:9090",
+                "DIR/phoenix.yaml:19:7: collectors[1].otelcol.reload: give either signal or command, not both",
             ]
         );
     }

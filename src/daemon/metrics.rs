@@ -68,7 +68,7 @@ defs! {
     PIPELINES = "phoenix_pipelines", Gauge, [], "Pipelines with an engine.";
     PIPELINES_VANISHED = "phoenix_pipelines_vanished_total", Counter, ["pipeline"], "Pipelines that disappeared from the query results (their engine is kept for pipelines.keep_vanished).";
     APPLIES = "phoenix_applies_total", Counter, ["collector", "outcome"], "Applies of a collector's config (applied, failed, rolled_back).";
-    RELOADS = "phoenix_reloads_total", Counter, ["collector", "outcome"], "Reloads of a collector (ok, failed).";
+    RELOADS = "phoenix_reloads_total", Counter, ["collector", "outcome"], "Reloads of a collector (ok, failed; unreachable: the collector did not answer, the apply is retried with backoff before anything is written).";
     ROLLBACKS = "phoenix_rollbacks_total", Counter, ["collector"], "Rollbacks to the last known good config.";
     LAST_APPLY_SUCCESS = "phoenix_last_apply_success_timestamp_seconds", Gauge, ["collector"], "Unix time of the last verified apply.";
     APPLY_DURATION = "phoenix_apply_duration_seconds", Histogram, ["collector"], "From an apply's start to its verification (or failure).";

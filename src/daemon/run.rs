@@ -3,7 +3,7 @@
 //! state, complete the journal and exit 0 within a bounded time (a second signal forces
 //! the exit); SIGHUP reloads the policy (through the policy watcher).
 
-use super::actuator::ActuatorArgs;
+use super::actuator::{ActuatorArgs, BackendArgs};
 use super::controller::{CollectorRef, ControllerArgs, ControllerMsg};
 use super::http::{self, AppState};
 use super::sampler::{SamplerArgs, Source};
@@ -25,12 +25,21 @@ pub struct CollectorPlan {
     pub name: String,
     /// Pipelines it carries (`*` for the rest).
     pub pipelines: Vec<String>,
-    /// The file backend's control file.
-    pub file: PathBuf,
+    /// The backend (the policy it renders from is the plan's).
+    pub backend: CollectorBackend,
     /// Coalescing window.
     pub coalesce: Duration,
     /// Rate bound.
     pub min_reload_interval: Duration,
+}
+
+/// A collector's backend, resolved.
+#[derive(Clone, Debug)]
+pub enum CollectorBackend {
+    /// The control file.
+    File(PathBuf),
+    /// A rendered collector config.
+    Rendered(Box<crate::actuator::Collector>),
 }
 
 /// Everything `phoenix run` needs, resolved and validated (from the config file, the
@@ -199,10 +208,18 @@ pub async fn run(plan: RunPlan) -> Result<(), RunError> {
         sink: sink.clone(),
         speed: plan.speed,
     }))];
+    let shared_policy = Arc::new(plan.policy.clone());
     for c in &plan.collectors {
+        let backend = match &c.backend {
+            CollectorBackend::File(path) => BackendArgs::File { path: path.clone() },
+            CollectorBackend::Rendered(collector) => BackendArgs::Rendered {
+                collector: collector.clone(),
+                policy: shared_policy.clone(),
+            },
+        };
         children.push(Child::Actuator(Box::new(ActuatorArgs {
             collector: c.name.clone(),
-            path: c.file.clone(),
+            backend,
             coalesce: c.coalesce,
             min_reload_interval: c.min_reload_interval,
         })));

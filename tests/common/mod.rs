@@ -100,8 +100,11 @@ pub struct Prometheus {
     child: Child,
     /// `http://127.0.0.1:PORT`.
     pub url: String,
-    /// Config, storage and log; removed when dropped (after the process is gone).
+    /// Storage and log (and the config, unless given); removed when dropped (after the
+    /// process is gone).
     dir: tempfile::TempDir,
+    /// The config file it reads.
+    config: PathBuf,
 }
 
 impl Prometheus {
@@ -116,7 +119,6 @@ impl Prometheus {
     /// two spaces, like [`static_job`]'s) under a 1 s global scrape interval, and waits
     /// until `/-/ready` answers 200.
     pub fn start_with(scrape_configs: &str) -> Prometheus {
-        let binary = prometheus_binary();
         let dir = tempfile::tempdir().expect("temporary directory");
         let config = dir.path().join("prometheus.yml");
         std::fs::write(
@@ -126,6 +128,19 @@ impl Prometheus {
             ),
         )
         .expect("write prometheus.yml");
+        Prometheus::launch(dir, config)
+    }
+
+    /// Starts Prometheus reading the config file at `config`, which the caller (or the
+    /// daemon under test, with the `prometheus` backend) owns and may rewrite; reloads
+    /// through `POST /-/reload` are enabled.
+    pub fn start_collector(config: &Path) -> Prometheus {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        Prometheus::launch(dir, config.to_path_buf())
+    }
+
+    fn launch(dir: tempfile::TempDir, config: PathBuf) -> Prometheus {
+        let binary = prometheus_binary();
         let log = dir.path().join("prometheus.log");
         let mut last_failure = String::new();
         for _ in 0..START_ATTEMPTS {
@@ -144,7 +159,14 @@ impl Prometheus {
                 .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
             let url = format!("http://127.0.0.1:{port}");
             match wait_ready(&mut child, &url, &data, &log) {
-                Ok(()) => return Prometheus { child, url, dir },
+                Ok(()) => {
+                    return Prometheus {
+                        child,
+                        url,
+                        dir,
+                        config,
+                    };
+                }
                 Err(Exit::PortTaken) => last_failure = tail(&log, 5),
                 Err(Exit::Failed(why)) => {
                     let _ = child.kill();
@@ -171,10 +193,7 @@ impl Prometheus {
         let data = dir.join("data");
         let stderr = File::create(&log).expect("create prometheus.log");
         self.child = Command::new(prometheus_binary())
-            .arg(format!(
-                "--config.file={}",
-                dir.join("prometheus.yml").display()
-            ))
+            .arg(format!("--config.file={}", self.config.display()))
             .arg(format!("--storage.tsdb.path={}", data.display()))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .arg("--web.enable-lifecycle")
