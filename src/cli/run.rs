@@ -97,7 +97,6 @@ pub fn run(args: RunArgs) -> Result<ExitCode, RunCliError> {
         tracing::warn!(warning = %super::policy::warning_line(w), "Policy warning.");
     }
     let plan = plan(&cfg, policy)?;
-    limit_malloc_arenas();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -361,20 +360,4 @@ fn journal_ticks(path: &std::path::Path) -> Result<Vec<ReplayTick>, RunCliError>
         }
     }
     Ok(by_time.into_values().collect())
-}
-
-/// glibc gives each thread that allocates its own arena (up to 8 per core), and each
-/// keeps the peak of the transient buffers that passed through it (query responses,
-/// `/metrics` renders, state snapshots): at 10,000 pipelines that was about 80 MB of
-/// resident memory. Two arenas serve the daemon's few threads without contention. An
-/// operator's `MALLOC_ARENA_MAX` wins.
-fn limit_malloc_arenas() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
-        // SAFETY: mallopt only sets an allocator parameter; called before the runtime's
-        // threads exist.
-        unsafe {
-            libc::mallopt(libc::M_ARENA_MAX, 2);
-        }
-    }
 }
