@@ -915,3 +915,58 @@ fn apply_latency_decision_to_verified_is_measured() {
         ) >= 21.0
     );
 }
+
+#[test]
+fn a_policy_reload_that_changes_fragments_is_rendered_and_applied() {
+    let l = Loop::start(Opts::default());
+    l.wait_ready();
+    let marker = "phoenix_reload_marker_.+";
+    assert!(!l.loaded_job().unwrap().contains("phoenix_reload_marker_"));
+    let before = counter(
+        &l.metrics(),
+        "phoenix_applies_total{collector=\"prom\",outcome=\"applied\"}",
+    );
+    // The same profiles, with conservative's fragment changed: a reload only.
+    let text = policy(|s| s).replacen(
+        "drop_metrics: ['.+_debug_.+']",
+        &format!("drop_metrics: ['.+_debug_.+', '{marker}']"),
+        1,
+    );
+    assert!(text.contains(marker), "policies/default.yaml changed");
+    std::fs::write(l.dir.path().join("policy.yaml"), text).unwrap();
+    wait_until(
+        "Prometheus to run the reloaded fragment",
+        Duration::from_secs(30),
+        || {
+            let job = l.loaded_job()?;
+            job.contains("phoenix_reload_marker_")
+                .then_some(())
+                .ok_or_else(|| tail(&l.daemon().log(), 8))
+        },
+    );
+    let on_disk = std::fs::read_to_string(&l.config_path).unwrap();
+    assert!(on_disk.contains("phoenix_reload_marker_"), "{on_disk}");
+    promtool_ok(&l.config_path).unwrap();
+    let m = l.metrics();
+    assert_eq!(
+        metric(&m, "phoenix_policy_reload_success"),
+        Some(1.0),
+        "{m}"
+    );
+    assert_eq!(
+        counter(
+            &m,
+            "phoenix_applies_total{collector=\"prom\",outcome=\"applied\"}"
+        ),
+        before + 1.0,
+        "{m}"
+    );
+    assert_eq!(l.in_force().unwrap(), "conservative");
+    assert!(
+        l.daemon()
+            .log()
+            .contains("Applied the reloaded policy's fragments (verified in force)."),
+        "{}",
+        l.daemon().log()
+    );
+}

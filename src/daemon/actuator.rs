@@ -24,6 +24,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// The policy in force, shared by the policy watcher (which swaps it) and the rendered
+/// actuators (which read it at each apply).
+pub type SharedPolicy = Arc<std::sync::RwLock<Arc<ValidatedPolicy>>>;
+
+/// The policy in force now.
+fn policy_now(p: &SharedPolicy) -> Arc<ValidatedPolicy> {
+    p.read().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
 /// How the actuator acts on its collector.
 #[derive(Clone, Debug)]
 pub enum BackendArgs {
@@ -36,9 +45,10 @@ pub enum BackendArgs {
     Rendered {
         /// The collector and its settings.
         collector: Box<crate::actuator::Collector>,
-        /// The policy whose profiles' fragments are rendered (the one at start: a policy
-        /// reload changes the decisions, not the fragments of a running actuator).
-        policy: Arc<ValidatedPolicy>,
+        /// The policy whose profiles' fragments are rendered: the one in force, which
+        /// the policy watcher replaces on a valid reload (shared, so a restarted
+        /// actuator renders the reloaded policy too).
+        policy: SharedPolicy,
     },
 }
 
@@ -114,6 +124,9 @@ pub enum ActuatorMsg {
     },
     /// The coalescing window is over: write.
     Flush,
+    /// The policy was reloaded: render the profiles in force with its fragments, and
+    /// apply the result if it differs from the config in force.
+    Refresh,
 }
 
 /// The actor.
@@ -178,7 +191,14 @@ impl Actor for ActuatorActor {
             },
             BackendArgs::Rendered { collector, policy } => {
                 let found = learn_in_force(&args.collector, collector, &http).await;
-                bootstrap(&args.collector, collector, policy, &http, found).await
+                bootstrap(
+                    &args.collector,
+                    collector,
+                    &policy_now(policy),
+                    &http,
+                    found,
+                )
+                .await
             }
         };
         metrics::gauge!(m::CONFIG_GENERATION, "collector" => args.collector.clone())
@@ -217,6 +237,7 @@ impl Actor for ActuatorActor {
                     myself.send_after(st.args.coalesce.max(rate), || ActuatorMsg::Flush);
                 }
             }
+            ActuatorMsg::Refresh => refresh(st).await,
             ActuatorMsg::Flush => {
                 st.flush_scheduled = false;
                 if st.pending.is_empty() {
@@ -236,7 +257,7 @@ impl Actor for ActuatorActor {
                         .and_then(|()| verify(path, &next))
                         .map_err(|e| Ended::Failed(e, false)),
                     BackendArgs::Rendered { collector, policy } => {
-                        apply_rendered(&c, collector, policy, &st.http, &next).await
+                        apply_rendered(&c, collector, &policy_now(policy), &st.http, &next).await
                     }
                 };
                 // The collector is down and nothing was changed: keep the batch (newer
@@ -306,6 +327,62 @@ impl Actor for ActuatorActor {
             }
         }
         Ok(())
+    }
+}
+
+/// After a policy reload: the same profiles, the new fragments. Nothing changes for the
+/// engines (every pipeline keeps its profile), so nothing is reported to them; a failure
+/// leaves the previous config in force and is counted and logged, and the next apply
+/// renders the new fragments anyway.
+async fn refresh(st: &mut ActuatorState) {
+    let BackendArgs::Rendered { collector, policy } = &st.args.backend else {
+        return;
+    };
+    let policy = policy_now(policy);
+    let c = st.args.collector.clone();
+    let on_disk = crate::actuator::read_optional(collector.config_path())
+        .ok()
+        .flatten();
+    match collector.render(&policy, &st.current) {
+        Ok(text) if on_disk.as_deref() == Some(text.as_str()) => {
+            tracing::debug!(collector = %c, "Reloaded policy renders the same config.");
+            return;
+        }
+        Ok(_) => {}
+        Err(e) => {
+            tracing::error!(collector = %c, error = %e, "The reloaded policy cannot render this collector's config; the previous config stays in force.");
+            return;
+        }
+    }
+    let mut next = st.current.clone();
+    next.generation += 1;
+    next.updated_at = now_ts().to_string();
+    let started = Instant::now();
+    let result = apply_rendered(&c, collector, &policy, &st.http, &next).await;
+    st.last_write = Some(Instant::now());
+    metrics::histogram!(m::APPLY_DURATION, "collector" => c.clone())
+        .record(started.elapsed().as_secs_f64());
+    match result {
+        Ok(()) => {
+            st.current = next;
+            metrics::gauge!(m::CONFIG_GENERATION, "collector" => c.clone())
+                .set(st.current.generation as f64);
+            metrics::gauge!(m::LAST_APPLY_SUCCESS, "collector" => c.clone())
+                .set(now_ts().as_secs_f64());
+            metrics::counter!(m::APPLIES, "collector" => c.clone(), "outcome" => "applied")
+                .increment(1);
+            tracing::info!(collector = %c, generation = st.current.generation, profiles = ?st.current.pipelines, "Applied the reloaded policy's fragments (verified in force).");
+        }
+        Err(Ended::Failed(e, _)) => {
+            metrics::counter!(m::APPLIES, "collector" => c.clone(), "outcome" => "failed")
+                .increment(1);
+            tracing::error!(collector = %c, error = %e, "Applying the reloaded policy's fragments failed; the previous config stays in force.");
+        }
+        Err(Ended::RolledBack(e)) => {
+            metrics::counter!(m::APPLIES, "collector" => c.clone(), "outcome" => "rolled_back")
+                .increment(1);
+            tracing::error!(collector = %c, error = %e, "The reloaded policy's fragments were rolled back to the last good config.");
+        }
     }
 }
 

@@ -696,6 +696,11 @@ impl Actor for ControllerActor {
                 }
                 st.persist();
                 tracing::info!(policy = policy.name(), sha256 = %policy.sha256(), "Policy swapped in.");
+                for c in &st.args.collectors {
+                    if let Some(a) = super::supervisor::actuator(&c.name) {
+                        let _ = a.send_message(ActuatorMsg::Refresh);
+                    }
+                }
             }
             ControllerMsg::SafeHold(reason) => {
                 st.safe_hold = true;

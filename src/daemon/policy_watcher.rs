@@ -22,6 +22,8 @@ pub struct PolicyWatcherArgs {
     pub poll: Duration,
     /// The sampler's queries, replaced by a reloaded policy's.
     pub signals: super::sampler::SharedSignals,
+    /// The rendered actuators' policy, replaced by a reloaded one.
+    pub policy: super::actuator::SharedPolicy,
 }
 
 /// Messages.
@@ -64,6 +66,11 @@ impl PolicyWatcherState {
                 }
                 if let Ok(mut s) = self.args.signals.write() {
                     *s = p.signals().clone();
+                }
+                // The actuators read the new fragments before the controller asks them to
+                // refresh (after it has swapped the policy into the engines).
+                if let Ok(mut shared) = self.args.policy.write() {
+                    *shared = std::sync::Arc::new(p.clone());
                 }
                 if let Some(c) = super::supervisor::controller() {
                     let _ = c.send_message(ControllerMsg::Policy(Box::new(p)));

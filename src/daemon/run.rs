@@ -3,7 +3,7 @@
 //! state, complete the journal and exit 0 within a bounded time (a second signal forces
 //! the exit); SIGHUP reloads the policy (through the policy watcher).
 
-use super::actuator::{ActuatorArgs, BackendArgs};
+use super::actuator::{ActuatorArgs, BackendArgs, SharedPolicy};
 use super::controller::{CollectorRef, ControllerArgs, ControllerMsg};
 use super::http::{self, AppState};
 use super::sampler::{SamplerArgs, Source};
@@ -208,7 +208,7 @@ pub async fn run(plan: RunPlan) -> Result<(), RunError> {
         sink: sink.clone(),
         speed: plan.speed,
     }))];
-    let shared_policy = Arc::new(plan.policy.clone());
+    let shared_policy: SharedPolicy = Arc::new(RwLock::new(Arc::new(plan.policy.clone())));
     for c in &plan.collectors {
         let backend = match &c.backend {
             CollectorBackend::File(path) => BackendArgs::File { path: path.clone() },
@@ -231,6 +231,7 @@ pub async fn run(plan: RunPlan) -> Result<(), RunError> {
             sha256: plan.policy.sha256(),
             poll: Duration::from_secs(1),
             signals: plan.signals.clone(),
+            policy: shared_policy.clone(),
         },
     )));
     children.push(Child::Sampler(Box::new(SamplerArgs {
