@@ -5,3 +5,4 @@
 
 pub mod nab;
 pub mod nab_baselines;
+pub mod variants;

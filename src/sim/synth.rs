@@ -370,7 +370,7 @@ impl Normal {
     }
 
     /// Uniform in [0, 1) from the top 53 bits.
-    fn uniform(&mut self) -> f64 {
+    pub(crate) fn uniform(&mut self) -> f64 {
         (self.rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
     }
 
