@@ -54,41 +54,9 @@ fn promtool_ok(path: &Path) -> Result<(), String> {
     }
 }
 
-/// The default policy with the loop's signals and short durations (so escalation,
-/// dwell and relaxation fit in a test), and `edit` applied last.
+/// The default policy with the loop's signals and short durations, `edit` applied last.
 fn policy(edit: impl Fn(String) -> String) -> String {
-    let text = common::loadgen_policy(INPUT)
-        .replace("sum by (pipeline) (loadgen_output_series)", OUTPUT)
-        .replace(
-            "    escalate: 15s\n    relax: 7m",
-            "    escalate: 2s\n    relax: 6s",
-        )
-        .replace("relax_for: 1m30s", "relax_for: 4s")
-        .replace("relax_window: 5m30s", "relax_window: 6s")
-        .replace("transient_confirm: 45s", "transient_confirm: 2s")
-        .replace("settle: 30s", "settle: 2s")
-        .replace(
-            "  oscillation:\n    window: 2m\n    cooldown: 16m",
-            "  oscillation:\n    window: 3s\n    cooldown: 2s",
-        )
-        .replace("lockout: 4m", "lockout: 4s")
-        .replace(
-            "  enabled: true\n  # zscore",
-            "  enabled: false\n  # zscore",
-        );
-    for needle in [
-        "relax: 6s",
-        "relax_for: 4s",
-        "cooldown: 2s",
-        "enabled: false",
-        OUTPUT,
-    ] {
-        assert!(
-            text.contains(needle),
-            "policies/default.yaml changed: {needle}"
-        );
-    }
-    edit(text)
+    edit(common::fast_policy(INPUT, OUTPUT))
 }
 
 struct Loop {

@@ -283,26 +283,18 @@ impl Actor for ActuatorActor {
                 }
                 st.retrying = None;
                 st.last_write = Some(Instant::now());
-                metrics::histogram!(m::APPLY_DURATION, "collector" => c.clone())
-                    .record(started.elapsed().as_secs_f64());
+                record_apply(&c, started, &result, next.generation);
                 let outcome = match &result {
                     Ok(()) => {
                         st.current = next;
-                        metrics::gauge!(m::CONFIG_GENERATION, "collector" => c.clone())
-                            .set(st.current.generation as f64);
-                        metrics::gauge!(m::LAST_APPLY_SUCCESS, "collector" => c.clone())
-                            .set(now_ts().as_secs_f64());
-                        metrics::counter!(m::APPLIES, "collector" => c.clone(), "outcome" => "applied").increment(1);
                         tracing::info!(collector = %c, generation = st.current.generation, pipelines = batch.len(), profiles = ?st.current.pipelines, took = ?started.elapsed(), "Applied collector config (verified in force).");
                         ApplyOutcome::Applied
                     }
                     Err(Ended::Failed(e, _)) => {
-                        metrics::counter!(m::APPLIES, "collector" => c.clone(), "outcome" => "failed").increment(1);
                         tracing::error!(collector = %c, error = %e, in_force = ?st.current.pipelines, "Apply failed; the previous config stays in force.");
                         ApplyOutcome::Failed { reason: e.clone() }
                     }
                     Err(Ended::RolledBack(e)) => {
-                        metrics::counter!(m::APPLIES, "collector" => c.clone(), "outcome" => "rolled_back").increment(1);
                         tracing::error!(collector = %c, error = %e, in_force = ?st.current.pipelines, "Apply rolled back to the last good config.");
                         ApplyOutcome::RolledBack { reason: e.clone() }
                     }
@@ -360,30 +352,38 @@ async fn refresh(st: &mut ActuatorState) {
     let started = Instant::now();
     let result = apply_rendered(&c, collector, &policy, &st.http, &next).await;
     st.last_write = Some(Instant::now());
-    metrics::histogram!(m::APPLY_DURATION, "collector" => c.clone())
-        .record(started.elapsed().as_secs_f64());
+    record_apply(&c, started, &result, next.generation);
     match result {
         Ok(()) => {
             st.current = next;
-            metrics::gauge!(m::CONFIG_GENERATION, "collector" => c.clone())
-                .set(st.current.generation as f64);
-            metrics::gauge!(m::LAST_APPLY_SUCCESS, "collector" => c.clone())
-                .set(now_ts().as_secs_f64());
-            metrics::counter!(m::APPLIES, "collector" => c.clone(), "outcome" => "applied")
-                .increment(1);
             tracing::info!(collector = %c, generation = st.current.generation, profiles = ?st.current.pipelines, "Applied the reloaded policy's fragments (verified in force).");
         }
         Err(Ended::Failed(e, _)) => {
-            metrics::counter!(m::APPLIES, "collector" => c.clone(), "outcome" => "failed")
-                .increment(1);
             tracing::error!(collector = %c, error = %e, "Applying the reloaded policy's fragments failed; the previous config stays in force.");
         }
         Err(Ended::RolledBack(e)) => {
-            metrics::counter!(m::APPLIES, "collector" => c.clone(), "outcome" => "rolled_back")
-                .increment(1);
             tracing::error!(collector = %c, error = %e, "The reloaded policy's fragments were rolled back to the last good config.");
         }
     }
+}
+
+/// Counts an apply that reached its end: its duration and outcome and, when it took, the
+/// generation now in force and the time of that success.
+fn record_apply(c: &str, started: Instant, result: &Result<(), Ended>, generation: u64) {
+    metrics::histogram!(m::APPLY_DURATION, "collector" => c.to_string())
+        .record(started.elapsed().as_secs_f64());
+    let outcome = match result {
+        Ok(()) => {
+            metrics::gauge!(m::CONFIG_GENERATION, "collector" => c.to_string())
+                .set(generation as f64);
+            metrics::gauge!(m::LAST_APPLY_SUCCESS, "collector" => c.to_string())
+                .set(now_ts().as_secs_f64());
+            "applied"
+        }
+        Err(Ended::Failed(..)) => "failed",
+        Err(Ended::RolledBack(_)) => "rolled_back",
+    };
+    metrics::counter!(m::APPLIES, "collector" => c.to_string(), "outcome" => outcome).increment(1);
 }
 
 /// How an apply that did not succeed ended.
@@ -495,24 +495,13 @@ async fn bootstrap(
     next.updated_at = now_ts().to_string();
     let started = Instant::now();
     let result = apply_rendered(name, c, policy, http, &next).await;
-    metrics::histogram!(m::APPLY_DURATION, "collector" => name.to_string())
-        .record(started.elapsed().as_secs_f64());
+    record_apply(name, started, &result, next.generation);
     match result {
         Ok(()) => {
-            metrics::counter!(m::APPLIES, "collector" => name.to_string(), "outcome" => "applied")
-                .increment(1);
-            metrics::gauge!(m::LAST_APPLY_SUCCESS, "collector" => name.to_string())
-                .set(now_ts().as_secs_f64());
             tracing::info!(collector = %name, generation = next.generation, profiles = ?next.pipelines, "Rendered the first profile of the mapped pipelines at start (the collector ran its hand-written config).");
             next
         }
-        Err(ended) => {
-            let (outcome, e) = match ended {
-                Ended::Failed(e, _) => ("failed", e),
-                Ended::RolledBack(e) => ("rolled_back", e),
-            };
-            metrics::counter!(m::APPLIES, "collector" => name.to_string(), "outcome" => outcome)
-                .increment(1);
+        Err(Ended::Failed(e, _) | Ended::RolledBack(e)) => {
             tracing::error!(collector = %name, error = %e, "Cannot render the first profile at start; the collector keeps its current config until the first apply.");
             found
         }

@@ -269,6 +269,43 @@ pub(crate) fn regex_problem(re: &str) -> Option<String> {
     }
 }
 
+/// Refuses a regex RE2 cannot compile and warns about syntax only recent collectors take.
+fn check_regex(sink: &mut Sink, field: String, re: &str) {
+    if let Some(m) = regex_problem(re) {
+        sink.error(field, m);
+    } else if let Some(w) = regex_portability(re) {
+        sink.warn(field, w);
+    }
+}
+
+/// Syntax that compiles here but not in every collector release: Go accepts the
+/// `(?<name>…)` group only from Go 1.22 (2024), so Prometheus and Collector builds older
+/// than that (Debian bookworm's Prometheus 2.42 among them) refuse the whole config at
+/// reload. `(?P<name>…)` means the same everywhere.
+pub(crate) fn regex_portability(re: &str) -> Option<String> {
+    let bytes = re.as_bytes();
+    let mut escaped = false;
+    for (i, &b) in bytes.iter().enumerate() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match b {
+            b'\\' => escaped = true,
+            b'(' if bytes[i + 1..].starts_with(b"?<")
+                && !bytes[i + 1..].starts_with(b"?<=")
+                && !bytes[i + 1..].starts_with(b"?<!") =>
+            {
+                return Some(format!(
+                    "regex {re:?} names a group with (?<name>…), which collectors built with Go before 1.22 (e.g. Prometheus 2.42) refuse at reload; write (?P<name>…)"
+                ));
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
 fn reserved(s: &str) -> bool {
     s.contains(RESERVED_LABEL_PREFIX)
 }
@@ -303,8 +340,8 @@ impl PrometheusFragment {
                         f,
                         "empty regex; write the metric names to match, e.g. `go_gc_.*`",
                     );
-                } else if let Some(m) = regex_problem(re) {
-                    sink.error(f, m);
+                } else {
+                    check_regex(sink, f, re);
                 }
             }
         }
@@ -394,8 +431,8 @@ impl PrometheusFragment {
                     "sample.metrics",
                     "empty regex; remove it to sample every metric",
                 );
-            } else if let Some(m) = regex_problem(re) {
-                sink.error("sample.metrics", m);
+            } else {
+                check_regex(sink, "sample.metrics".into(), re);
             }
         }
     }
@@ -426,10 +463,8 @@ fn check_rule(r: &RelabelRule, f: &str, sink: &mut Sink) {
             ),
         );
     }
-    if let Some(re) = &r.regex
-        && let Some(m) = regex_problem(re)
-    {
-        sink.error(format!("{f}.regex"), m);
+    if let Some(re) = &r.regex {
+        check_regex(sink, format!("{f}.regex"), re);
     }
     let no_sources = r.source_labels.as_ref().is_none_or(|v| v.is_empty());
     match a {
@@ -1064,10 +1099,8 @@ fn check_metricstransform(x: &MetricsTransformProcessor, f: &str, sink: &mut Sin
                 format!("{tf}.include"),
                 "empty; name the metric (or regex) to transform",
             );
-        } else if t.match_type == Some(MatchType::Regexp)
-            && let Some(m) = regex_problem(&t.include)
-        {
-            sink.error(format!("{tf}.include"), m);
+        } else if t.match_type == Some(MatchType::Regexp) {
+            check_regex(sink, format!("{tf}.include"), &t.include);
         }
         match t.action {
             MetricAction::Insert | MetricAction::Combine if t.new_name.is_none() => sink.error(
@@ -1246,6 +1279,16 @@ mod tests {
                 .iter()
                 .all(|p| p.1 == Severity::Warning)
         );
+    }
+
+    #[test]
+    fn named_groups_old_collectors_refuse_are_warned_about() {
+        let got = prom("drop_metrics: ['(?<debug>.+_debug_.+)', '(?P<ok>go_.+)', '\\(\\?<x']\n");
+        assert_eq!(got.len(), 1, "{got:#?}");
+        assert_eq!(got[0].0, "drop_metrics[0]");
+        assert_eq!(got[0].1, Severity::Warning);
+        assert!(got[0].2.contains("(?P<name>"), "{}", got[0].2);
+        assert_eq!(regex_portability("(?P<a>x)|y"), None);
     }
 
     #[test]
