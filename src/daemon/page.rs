@@ -73,10 +73,10 @@ pub fn render(board: &Board, poll: Duration) -> String {
         if board.ready() { "ready" } else { "not ready" },
         crate::core::time::fmt_duration(poll),
     );
-    let _ = write!(
+    let _ = writeln!(
         h,
         "<div id=\"safe-hold\" class=\"banner\"{}>Safe hold: every pipeline keeps its \
-         profile. <span id=\"safe-hold-reason\">{}</span></div>\n",
+         profile. <span id=\"safe-hold-reason\">{}</span></div>",
         if board.safe_hold { "" } else { " hidden" },
         escape(board.safe_hold_reason.as_deref().unwrap_or_default()),
     );
@@ -147,7 +147,7 @@ fn render_pipeline(h: &mut String, st: &PipelineStatus, decisions: &[LogEntry]) 
         h,
         "<dt>Since</dt><dd class=\"since\">{}</dd>",
         st.in_force_since
-            .map_or_else(|| "unknown".to_string(), |t| time(t))
+            .map_or_else(|| "unknown".to_string(), time)
     );
     if st.decided != st.in_force {
         let _ = writeln!(
@@ -251,9 +251,9 @@ fn chart(h: &mut String, st: &PipelineStatus) {
          aria-label=\"input and output series against the budget, last hour\">"
     );
     let Some(&(end, _, _)) = st.history.back() else {
-        let _ = write!(
+        let _ = writeln!(
             h,
-            "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">no samples in the last hour</text></svg>\n",
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">no samples in the last hour</text></svg>",
             CHART_W / 2.0,
             CHART_H / 2.0
         );
@@ -281,12 +281,12 @@ fn chart(h: &mut String, st: &PipelineStatus) {
         }
         d
     };
-    let _ = write!(
+    let _ = writeln!(
         h,
         "<path class=\"budget\" d=\"M0,{by:.1} H{CHART_W}\"/>\
          <path class=\"input\" d=\"{}\"/><path class=\"output\" d=\"{}\"/>\
          <text x=\"2\" y=\"9\">{}</text><text x=\"2\" y=\"{}\">-1h</text>\
-         <text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text></svg>\n",
+         <text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text></svg>",
         path(|p| p.1),
         path(|p| p.2),
         compact(top),
