@@ -2,8 +2,11 @@
 //! pipeline and its profile, and Debian's headless Chromium runs the page's script, which
 //! polls the status API and redraws the cards and their SVG charts from it (checked in
 //! the DOM Chromium dumps). A screenshot of the page is saved under the test's target
-//! temporary folder. Chromium is required: CI installs it (`.ci/run`); a missing browser
-//! fails the test rather than skipping it, so a broken setup cannot pass silently.
+//! temporary folder. A second test keeps one page open over the DevTools protocol while
+//! the replayed leak makes the daemon switch, and checks that the page, never reloaded,
+//! shows the new profile. Chromium is required: CI installs it (`.ci/run`); a missing
+//! browser fails the tests rather than skipping them, so a broken setup cannot pass
+//! silently.
 
 mod common;
 
@@ -189,4 +192,213 @@ fn the_status_page_shows_every_pipeline_and_the_script_redraws_it_from_the_api()
     let png = std::fs::read(&shot).unwrap_or_else(|e| panic!("{}: {e}", shot.display()));
     assert!(png.starts_with(b"\x89PNG"), "not a PNG: {}", shot.display());
     eprintln!("status page screenshot: {}", shot.display());
+}
+
+/// A headless Chromium driven over the DevTools protocol on a pipe
+/// (`--remote-debugging-pipe`: it reads commands on fd 3 and writes on fd 4, each message
+/// NUL-terminated), so a test can keep one page open and read its DOM as time passes.
+struct Browser {
+    child: std::process::Child,
+    to: std::fs::File,
+    from: std::sync::mpsc::Receiver<serde_json::Value>,
+    next_id: u64,
+    session: Option<String>,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    fn start() -> Browser {
+        use std::io::{BufRead as _, BufReader};
+        use std::os::fd::FromRawFd as _;
+        use std::os::unix::process::CommandExt as _;
+        assert!(
+            Path::new(CHROMIUM).is_file(),
+            "{CHROMIUM} is missing: this test needs Debian's `chromium` package (.ci/run \
+             installs it with `apt-get install -y --no-install-recommends chromium`)"
+        );
+        let profile = tempfile::tempdir().unwrap();
+        let (mut down, mut up) = ([0; 2], [0; 2]);
+        // SAFETY: pipe2 fills the two arrays with new descriptors, close-on-exec so no
+        // other child inherits them.
+        unsafe {
+            assert_eq!(libc::pipe2(down.as_mut_ptr(), libc::O_CLOEXEC), 0);
+            assert_eq!(libc::pipe2(up.as_mut_ptr(), libc::O_CLOEXEC), 0);
+        }
+        let (child_in, child_out) = (down[0], up[1]);
+        let mut cmd = Command::new(CHROMIUM);
+        cmd.args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-extensions",
+            "--disable-background-networking",
+            "--remote-debugging-pipe",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+        // SAFETY: only async-signal-safe calls between fork and exec: move the pipe ends
+        // above 10 first (so placing one cannot clobber the other), then onto 3 and 4
+        // (dup2 clears close-on-exec on the copies).
+        unsafe {
+            cmd.pre_exec(move || {
+                let i = libc::fcntl(child_in, libc::F_DUPFD, 10);
+                let o = libc::fcntl(child_out, libc::F_DUPFD, 10);
+                if i < 0 || o < 0 || libc::dup2(i, 3) < 0 || libc::dup2(o, 4) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().expect("start chromium");
+        // SAFETY: the descriptors are ours; each is wrapped once and the child's ends
+        // are closed here (the child has its copies).
+        let (to, from) = unsafe {
+            libc::close(child_in);
+            libc::close(child_out);
+            (
+                std::fs::File::from_raw_fd(down[1]),
+                std::fs::File::from_raw_fd(up[0]),
+            )
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for msg in BufReader::new(from).split(0).map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_slice(&msg)
+                    && tx.send(v).is_err()
+                {
+                    break;
+                }
+            }
+        });
+        Browser {
+            child,
+            to,
+            from: rx,
+            next_id: 0,
+            session: None,
+            _profile: profile,
+        }
+    }
+
+    /// Sends a command (to the attached page, once there is one) and waits for its result.
+    fn call(&mut self, method: &str, params: serde_json::Value) -> serde_json::Value {
+        use std::io::Write as _;
+        self.next_id += 1;
+        let id = self.next_id;
+        let mut msg = serde_json::json!({ "id": id, "method": method, "params": params });
+        if let Some(s) = &self.session {
+            msg["sessionId"] = serde_json::json!(s);
+        }
+        let mut bytes = serde_json::to_vec(&msg).unwrap();
+        bytes.push(0);
+        self.to.write_all(&bytes).expect("write to chromium");
+        loop {
+            let v = self
+                .from
+                .recv_timeout(Duration::from_secs(30))
+                .unwrap_or_else(|e| panic!("chromium did not answer {method}: {e}"));
+            if v["id"] == id {
+                assert!(v["error"].is_null(), "{method}: {v}");
+                return v["result"].clone();
+            }
+        }
+    }
+
+    /// Opens `url` in a new page and attaches to it.
+    fn open(&mut self, url: &str) {
+        let target = self.call("Target.createTarget", serde_json::json!({ "url": url }));
+        let attached = self.call(
+            "Target.attachToTarget",
+            serde_json::json!({ "targetId": target["targetId"], "flatten": true }),
+        );
+        self.session = Some(attached["sessionId"].as_str().unwrap().to_string());
+    }
+
+    /// The value of a JavaScript expression in the page.
+    fn eval(&mut self, expression: &str) -> serde_json::Value {
+        let r = self.call(
+            "Runtime.evaluate",
+            serde_json::json!({ "expression": expression, "returnByValue": true }),
+        );
+        r["result"]["value"].clone()
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn an_open_page_follows_a_switch_without_reloading() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = demo_config(dir.path());
+    let d = Daemon::start(&cfg, &dir.path().join("demo.log"));
+    let in_force_api = || -> Result<String, String> {
+        let (_, body) = get(&format!("{}/api/v1/status", d.url))?;
+        let json: serde_json::Value = serde_json::from_str(&body).map_err(|e| e.to_string())?;
+        json["pipelines"][0]["in_force"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or(body)
+    };
+    wait_until("the demo pipeline", Duration::from_secs(20), in_force_api);
+
+    let mut browser = Browser::start();
+    browser.open(&format!("{}/", d.url));
+    let shown = "(() => { const e = document.querySelector('[data-pipeline=\"demo\"] .in-force'); \
+                 const m = document.getElementById('pipelines'); \
+                 return e && m.getAttribute('data-rendered-by') === 'script' ? e.textContent : null; })()";
+    // What the page shows once its script has polled.
+    let first = wait_until("the script's first render", Duration::from_secs(20), || {
+        browser
+            .eval(shown)
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| "not rendered by the script yet".to_string())
+    });
+    // The replayed leak makes the daemon switch (escalate, later relax) within the
+    // minute; wait for the API to report a profile other than the one the page showed.
+    let next = wait_until(
+        "a switch after the page loaded",
+        Duration::from_secs(90),
+        || {
+            let now = in_force_api()?;
+            (now != first).then_some(now.clone()).ok_or(now)
+        },
+    );
+    // The same page, never reloaded, catches up within a few polls (1 s apart here).
+    let polls_before = browser.eval("Number(document.getElementById('updated').dataset.polls)");
+    wait_until(
+        "the open page to show the switch",
+        Duration::from_secs(20),
+        || {
+            let now = browser.eval(shown);
+            let api = in_force_api()?;
+            // The daemon may move on again meanwhile: the page must follow the API, and not
+            // still show the profile it first showed.
+            (now.as_str() == Some(api.as_str()) && now.as_str() != Some(first.as_str()))
+                .then_some(())
+                .ok_or(format!(
+                    "page {now}, API {api} (first {first}, then {next})"
+                ))
+        },
+    );
+    eprintln!("the open page showed {first}, then followed the daemon's switch to {next}");
+    let polls_after = browser.eval("Number(document.getElementById('updated').dataset.polls)");
+    assert!(
+        polls_after.as_u64() > polls_before.as_u64(),
+        "{polls_before} → {polls_after}"
+    );
+    let sentences = browser.eval(
+        "Array.from(document.querySelectorAll('[data-pipeline=\"demo\"] .sentence')).map(e => e.textContent).join('\\n')",
+    );
+    assert!(
+        sentences.as_str().is_some_and(|s| s.contains("→")),
+        "no switch sentence on the page: {sentences}"
+    );
 }
