@@ -1,7 +1,7 @@
 //! The HTTP server (axum): `/metrics`, `/healthz`, `/readyz`, the JSON status API, the
 //! decision log, and the override endpoints, which need `Authorization: Bearer <token>`
 //! (compared in constant time). Handlers read the status board and forward commands to
-//! the controller; they decide nothing.
+//! the controller; they decide nothing. `/` is the read-only status page (`page`).
 
 use super::controller::{CommandError, CommandRequest, ControllerMsg};
 use super::status::SharedBoard;
@@ -30,11 +30,14 @@ pub struct AppState {
     pub controller: Arc<RwLock<Option<ActorRef<ControllerMsg>>>>,
     /// The admin token; `None` disables the override endpoints.
     pub token: Option<Arc<str>>,
+    /// How often the status page polls the API (see `page::poll_interval`).
+    pub page_poll: Duration,
 }
 
 /// The router, with a request body limit of `max_body` bytes.
 pub fn router(state: AppState, max_body: usize) -> Router {
     let router = Router::new()
+        .route("/", get(page))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
@@ -83,6 +86,22 @@ async fn metrics(State(s): State<AppState>) -> Response {
         .into_response()
 }
 
+async fn page(State(s): State<AppState>) -> Response {
+    let html = {
+        let b = s.board.read().expect("board lock");
+        super::page::render(&b, s.page_poll)
+    };
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            // The page is generated on every request: a cached copy would show an old state.
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        html,
+    )
+        .into_response()
+}
+
 async fn readyz(State(s): State<AppState>) -> Response {
     let b = s.board.read().expect("board lock");
     if b.ready() {
@@ -124,12 +143,26 @@ async fn status(State(s): State<AppState>) -> Response {
 struct DecisionsQuery {
     pipeline: Option<String>,
     limit: Option<usize>,
+    /// At most this many entries of each pipeline (what the status page polls).
+    per_pipeline: Option<usize>,
 }
 
 async fn decisions(State(s): State<AppState>, Query(q): Query<DecisionsQuery>) -> Response {
     let b = s.board.read().expect("board lock");
-    let limit = q.limit.unwrap_or(100).min(super::status::DECISION_LOG_CAP);
-    axum::Json(b.decisions(q.pipeline.as_deref(), limit)).into_response()
+    let cap = super::status::DECISION_LOG_CAP;
+    let entries = match (q.per_pipeline, q.pipeline.as_deref()) {
+        // Per pipeline, the total is bounded by the log itself unless `limit` says less.
+        (Some(per), None) => {
+            let mut e = b.recent_per_pipeline(per);
+            e.truncate(q.limit.unwrap_or(cap).min(cap));
+            e
+        }
+        (per, pipeline) => {
+            let limit = q.limit.unwrap_or(100).min(cap);
+            b.decisions(pipeline, per.map_or(limit, |p| p.min(limit)))
+        }
+    };
+    axum::Json(entries).into_response()
 }
 
 /// Checks the bearer token; the error response when it is wrong or missing.

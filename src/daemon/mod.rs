@@ -8,7 +8,7 @@
 //! - `observe`: query results → per-pipeline samples (Ok, Empty, Stale, Error).
 //! - `controller`, `sampler`, `actuator`, `supervisor`: the actors.
 //! - `sink`, `status`, `metrics`: events → metrics, log lines, the board, the journal.
-//! - `http`: the HTTP API.
+//! - `http`: the HTTP API; `page`: the read-only status page it serves at `/`.
 //! - `run`: wiring and the signal handling of `phoenix run`.
 
 pub mod actuator;
@@ -18,6 +18,7 @@ pub mod detector;
 pub mod http;
 pub mod metrics;
 pub mod observe;
+pub mod page;
 pub mod policy_watcher;
 pub mod run;
 pub mod sampler;

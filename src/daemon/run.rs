@@ -171,6 +171,7 @@ pub async fn run(plan: RunPlan) -> Result<(), RunError> {
             metrics: handle,
             controller: controller_slot.clone(),
             token: plan.token.as_deref().map(Arc::from),
+            page_poll: super::page::poll_interval(plan.interval),
         },
         plan.max_body_bytes,
     );

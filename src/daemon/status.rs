@@ -154,6 +154,22 @@ impl Board {
             .cloned()
             .collect()
     }
+
+    /// The newest `per` log entries of each pipeline, newest first: one pass over the
+    /// log, so the status page costs the same at 10,000 pipelines as a `decisions` call.
+    pub fn recent_per_pipeline(&self, per: usize) -> Vec<LogEntry> {
+        let mut seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+        self.log
+            .iter()
+            .rev()
+            .filter(|e| {
+                let n = seen.entry(e.pipeline.as_str()).or_default();
+                *n += 1;
+                *n <= per
+            })
+            .cloned()
+            .collect()
+    }
 }
 
 /// The board, shared between the sink (writer) and the HTTP handlers (readers).
@@ -179,6 +195,10 @@ mod tests {
         assert_eq!(last.len(), 2);
         assert!(last.iter().all(|e| e.pipeline == "a"));
         assert!(last[0].at > last[1].at);
+        let recent = b.recent_per_pipeline(3);
+        assert_eq!(recent.len(), 6);
+        assert_eq!(recent.iter().filter(|e| e.pipeline == "a").count(), 3);
+        assert!(recent.windows(2).all(|w| w[0].at > w[1].at));
         b.actuators_ready.insert("c".into(), false);
         b.sampled = true;
         assert!(!b.ready());
