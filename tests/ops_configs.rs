@@ -1,8 +1,9 @@
 //! The operations files in `configs/` checked against the daemon they describe: the
 //! Grafana dashboard and the Prometheus rules name only metrics the daemon exports (the
 //! code's own list, `phoenix::daemon::metrics::METRICS`, cross-checked against a real
-//! demo daemon's `/metrics`) or that a recording rule produces, and every PromQL
-//! expression parses; `promtool` checks and unit-tests the rules; the Kubernetes
+//! demo daemon's `/metrics`) or that a recording rule produces, every PromQL
+//! expression parses, and a real Prometheus scraping that daemon evaluates every rule
+//! without error and accepts every dashboard query; `promtool` checks and unit-tests the rules; the Kubernetes
 //! manifests parse and their embedded daemon configs pass `phoenix run --check` on a
 //! simulated pod file system; the systemd unit passes `systemd-analyze verify` (a
 //! structural check where that tool does not exist) and its `ExecReload` SIGHUP really
@@ -10,7 +11,7 @@
 
 mod common;
 
-use common::{Daemon, get, metric, wait_until};
+use common::{Daemon, Prometheus, get, metric, query, wait_until};
 use phoenix::daemon::metrics::{Kind, METRICS};
 use promql_parser::parser::{self, Expr};
 use promql_parser::util::{ExprVisitor, walk_expr};
@@ -88,13 +89,13 @@ fn exposition(body: &str) -> (BTreeMap<String, String>, BTreeSet<String>) {
     (types, samples)
 }
 
-/// Starts the demo daemon, waits for its first decisions, and returns the `phoenix_`
-/// names it exposes, after checking each against the code's list and its type: the list
-/// is what the dashboard and rules are checked against, so it must be the truth.
-fn names_of_running_daemon() -> BTreeSet<String> {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = demo_config(dir.path());
-    let d = Daemon::start(&cfg, &dir.path().join("demo.log"));
+/// Starts the demo daemon, waits for its first decisions, and returns it with the
+/// `phoenix_` names it exposes, after checking each against the code's list and its
+/// type: the list is what the dashboard and rules are checked against, so it must be the
+/// truth.
+fn running_daemon(dir: &Path) -> (Daemon, BTreeSet<String>) {
+    let cfg = demo_config(dir);
+    let d = Daemon::start(&cfg, &dir.join("demo.log"));
     // The leak starts about 15 s into the replay; wait for a decision so the decision
     // counters are in the exposition too.
     let body = wait_until(
@@ -132,7 +133,7 @@ fn names_of_running_daemon() -> BTreeSet<String> {
     ] {
         assert!(samples.contains(must), "{must} not exposed:\n{body}");
     }
-    samples
+    (d, samples)
 }
 
 /// Every metric name a PromQL expression selects.
@@ -218,10 +219,78 @@ fn rules() -> (BTreeSet<String>, Vec<(String, String)>) {
     (recorded, all)
 }
 
+/// A real Prometheus (the version the project tests with) scraping the daemon with the
+/// rules loaded: every rule evaluates without error, the recording rules produce data,
+/// and every dashboard query is accepted. promql-parser is not Prometheus: this catches
+/// what only the server refuses (a function it lacks, a matching error at run time).
+fn evaluated_by_prometheus(
+    daemon: &Daemon,
+    rules: &[(String, String)],
+    exprs: &[(String, String)],
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("prometheus.yml");
+    let target = daemon.url.trim_start_matches("http://");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files: [{:?}]\nscrape_configs:\n{}",
+            Path::new(ROOT).join(RULES).display(),
+            common::static_job("phoenix", target)
+        ),
+    )
+    .unwrap();
+    let prom = Prometheus::start_collector(&config);
+    // The recording rules chain (cost on data points on the constants); the forecast
+    // needs two samples.
+    for series in [
+        "phoenix:reduction_ratio",
+        "phoenix:estimated_cost_per_hour",
+        "phoenix:estimated_cost_saved_per_hour",
+        "phoenix:output_series:predict_linear_1h",
+    ] {
+        wait_until(series, Duration::from_secs(30), || {
+            let v = query(&prom.url, series)?;
+            (!v.is_empty())
+                .then_some(())
+                .ok_or_else(|| format!("{v:?}"))
+        });
+    }
+    wait_until(
+        "every rule evaluated without error",
+        Duration::from_secs(30),
+        || {
+            let (_, body) = get(&format!("{}/api/v1/rules", prom.url))?;
+            let v: Value = serde_json::from_str(&body).map_err(|e| e.to_string())?;
+            let mut health = BTreeMap::new();
+            for g in v["data"]["groups"].as_array().into_iter().flatten() {
+                for r in g["rules"].as_array().into_iter().flatten() {
+                    let name = r["name"].as_str().unwrap_or("?").to_string();
+                    if r["health"] == "err" {
+                        panic!("rule {name}: {}", r["lastError"]);
+                    }
+                    health.insert(name, r["health"].as_str().unwrap_or("?").to_string());
+                }
+            }
+            let all = rules
+                .iter()
+                .all(|(n, _)| health.get(n).is_some_and(|h| h == "ok"));
+            all.then_some(()).ok_or_else(|| format!("{health:?}"))
+        },
+    );
+    for (path, expr) in exprs {
+        if let Err(e) = query(&prom.url, &grafana_to_promql(expr)) {
+            panic!("{DASHBOARD}{path}: Prometheus refuses {expr}: {e}");
+        }
+    }
+}
+
 #[test]
 fn the_dashboard_and_the_rules_name_only_metrics_that_exist() {
+    let dir = tempfile::tempdir().unwrap();
+    let (daemon, scraped) = running_daemon(dir.path());
     let mut allowed = names_in_code();
-    allowed.extend(names_of_running_daemon());
+    allowed.extend(scraped);
     let (recorded, rules) = rules();
     allowed.extend(recorded.iter().cloned());
     let mut problems = Vec::new();
@@ -267,6 +336,7 @@ fn the_dashboard_and_the_rules_name_only_metrics_that_exist() {
         .unwrap_or_else(|| panic!("pipeline variable: {q}"));
     assert!(allowed.contains(metric), "pipeline variable reads {metric}");
     assert!(problems.is_empty(), "{}", problems.join("\n"));
+    evaluated_by_prometheus(&daemon, &rules, &exprs);
 
     // What issue 11 asks the dashboard to show, each by the metric that carries it.
     for need in [
