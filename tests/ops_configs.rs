@@ -580,7 +580,28 @@ fn the_kubernetes_sidecars_parse_and_their_phoenix_configs_pass_check() {
             .collect();
         let deployments: Vec<&Value> = docs.iter().filter(|d| d["kind"] == "Deployment").collect();
         assert_eq!(deployments.len(), 1, "{rel}");
-        let spec = &deployments[0]["spec"]["template"]["spec"];
+        let template = &deployments[0]["spec"]["template"];
+        // What the API server would refuse: a selector that does not select the pod, a
+        // port name that is not an IANA service name (at most 15 characters).
+        for (k, v) in deployments[0]["spec"]["selector"]["matchLabels"]
+            .as_object()
+            .unwrap()
+        {
+            assert_eq!(&template["metadata"]["labels"][k], v, "{rel}: selector {k}");
+        }
+        let spec = &template["spec"];
+        for c in spec["containers"].as_array().unwrap() {
+            assert!(c["image"].is_string(), "{rel}: {}", c["name"]);
+            for p in c["ports"].as_array().into_iter().flatten() {
+                let n = p["name"].as_str().unwrap();
+                assert!(
+                    n.len() <= 15
+                        && n.chars()
+                            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
+                    "{rel}: port name {n}"
+                );
+            }
+        }
         let volumes: BTreeMap<&str, &Value> = spec["volumes"]
             .as_array()
             .unwrap()
