@@ -7,7 +7,7 @@
 //! manifests parse and their embedded daemon configs pass `phoenix run --check` on a
 //! simulated pod file system; the systemd unit passes `systemd-analyze verify` (a
 //! structural check where that tool does not exist) and its `ExecReload` SIGHUP really
-//! reloads the policy.
+//! reloads the policy; the Dockerfile builds locked and runs unprivileged.
 
 mod common;
 
@@ -869,4 +869,54 @@ fn sighup_reloads_the_policy_as_the_units_exec_reload_expects() {
     // Still running, on the previous policy.
     let status = d.signal_and_wait(libc::SIGTERM);
     assert!(status.success(), "{status}; log:\n{}", d.log());
+}
+
+#[test]
+fn the_dockerfile_builds_locked_and_runs_unprivileged_from_what_the_context_holds() {
+    // No Docker daemon where the tests run: these are the properties a build would show.
+    let text = read("Dockerfile");
+    let ignore = read(".dockerignore");
+    let ignored: Vec<&str> = ignore
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    let froms: Vec<&str> = text.lines().filter(|l| l.starts_with("FROM ")).collect();
+    assert_eq!(
+        froms,
+        [
+            "FROM rust:1-slim-bookworm AS build",
+            "FROM debian:bookworm-slim"
+        ]
+    );
+    assert!(text.contains("cargo build --release --locked"));
+    assert!(ignored.contains(&"target/"), "{ignore}");
+    let user = text
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("USER "))
+        .expect("a USER line");
+    assert!(
+        !user.starts_with('0') && !user.starts_with("root"),
+        "{user}"
+    );
+    // What the runtime stage copies from the context exists and is not ignored; the
+    // build stage copies everything, and cargo needs these.
+    for l in text
+        .lines()
+        .filter(|l| l.starts_with("COPY ") && !l.contains("--from="))
+    {
+        let src = l.split_whitespace().nth(1).unwrap();
+        if src == "." {
+            continue;
+        }
+        assert!(Path::new(ROOT).join(src).exists(), "{l}");
+        assert!(!ignored.contains(&src), "{l}: ignored by .dockerignore");
+    }
+    for needed in ["src/", "Cargo.lock", "Cargo.toml", "benches/", "policies/"] {
+        assert!(!ignored.contains(&needed), ".dockerignore drops {needed}");
+    }
+    // The binary the image runs is the one the build stage makes.
+    assert!(text.contains("COPY --from=build /src/target/release/phoenix /usr/local/bin/phoenix"));
+    assert!(text.contains("ENTRYPOINT [\"/usr/local/bin/phoenix\"]"));
 }
