@@ -178,6 +178,18 @@ impl Actor for ActuatorActor {
         _myself: ActorRef<Self::Msg>,
         args: ActuatorArgs,
     ) -> Result<ActuatorState, ActorProcessingErr> {
+        // Every outcome exported from the start at 0, so the first rollback is an
+        // increase that `increase()` and alerts can see, not a series born at 1.
+        let c = &args.collector;
+        for outcome in ["applied", "failed", "rolled_back"] {
+            metrics::counter!(m::APPLIES, "collector" => c.clone(), "outcome" => outcome)
+                .increment(0);
+        }
+        for outcome in ["ok", "failed", "unreachable"] {
+            metrics::counter!(m::RELOADS, "collector" => c.clone(), "outcome" => outcome)
+                .increment(0);
+        }
+        metrics::counter!(m::ROLLBACKS, "collector" => c.clone()).increment(0);
         let http = crate::actuator::http_client();
         let current = match &args.backend {
             // What is in force now is what the file says; a missing file means the

@@ -564,6 +564,8 @@ impl Actor for ControllerActor {
                         Err(e) => tracing::error!(error = %e, "Journal write failed."),
                     }
                 }
+                drop(sink);
+                release_freed_memory();
             }
             ControllerMsg::InForce {
                 collector,
@@ -719,5 +721,17 @@ impl Actor for ControllerActor {
             }
         }
         Ok(())
+    }
+}
+
+/// Hands the heap a tick freed back to the operating system. A tick's transient
+/// allocations (the query results of every pipeline, the journal lines, the state file
+/// stream) are freed, but glibc keeps the pages in its arenas, so without this the
+/// resident size ratchets up to the largest tick's peak and stays there.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim has no preconditions; it only walks glibc's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }

@@ -47,7 +47,7 @@ defs! {
     PROFILE_DECIDED = "phoenix_profile_decided", Gauge, ["pipeline"], "Index of the profile decided (in force, or being applied).";
     PROFILE_ACTIVE = "phoenix_profile_active", Gauge, ["pipeline", "profile"], "1 for the profile in force, 0 for the others.";
     DECISIONS = "phoenix_decisions_total", Counter, ["pipeline", "from", "to", "reason"], "Profile switches decided, by from/to profile and reason.";
-    BLOCKED = "phoenix_switches_blocked_total", Counter, ["pipeline", "guard"], "Switches the ladder wanted and a guard refused, by guard.";
+    BLOCKED = "phoenix_switches_blocked_total", Counter, ["pipeline", "guard"], "Steps where the ladder wanted a switch and a guard refused it, by guard (a block that lasts counts every step).";
     HOLDS = "phoenix_holds_total", Counter, ["pipeline", "signal", "reason"], "Steps held on bad input (empty, stale, error), by signal.";
     PID_P = "phoenix_pid_p", Gauge, ["pipeline"], "PID proportional term (budget fractions).";
     PID_I = "phoenix_pid_i", Gauge, ["pipeline"], "PID integral term (budget fractions).";

@@ -97,6 +97,10 @@ impl Actor for PolicyWatcherActor {
         myself: ActorRef<Self::Msg>,
         args: PolicyWatcherArgs,
     ) -> Result<PolicyWatcherState, ActorProcessingErr> {
+        // Both outcomes exported from the start at 0 (see the actuator's counters).
+        for outcome in ["ok", "rejected"] {
+            metrics::counter!(m::POLICY_RELOADS, "outcome" => outcome).increment(0);
+        }
         myself.send_interval(args.poll, || PolicyWatcherMsg::Poll);
         Ok(PolicyWatcherState {
             mtime: mtime(&args.path),

@@ -129,6 +129,10 @@ fn wall_now() -> crate::core::Timestamp {
 
 /// Runs the daemon until SIGTERM/SIGINT. Prints `listening on ADDR` once serving.
 pub async fn run(plan: RunPlan) -> Result<(), RunError> {
+    // Taken over first: SIGHUP's default action ends the process, and `systemctl reload`
+    // may come while the actors are still starting. One that arrives before the policy
+    // watcher exists is moot: the watcher reads the policy file when it starts.
+    let hup_signal = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     let handle = super::metrics::install().map_err(RunError::Start)?;
     std::fs::create_dir_all(&plan.state_dir).map_err(|e| RunError::StateDir {
         path: plan.state_dir.clone(),
@@ -261,9 +265,8 @@ pub async fn run(plan: RunPlan) -> Result<(), RunError> {
         }
     });
 
-    let hup = tokio::spawn(async {
-        let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        else {
+    let hup = tokio::spawn(async move {
+        let Some(mut s) = hup_signal else {
             return;
         };
         while s.recv().await.is_some() {
