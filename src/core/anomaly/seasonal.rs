@@ -59,6 +59,8 @@ struct ProfileCfg {
     bucket_error_tau: f64,
     /// How long errors must have been learnt before the scale is trusted (ms).
     scale_warm_up_ms: i64,
+    /// Largest residual the level and offsets learn from, in scales (0: no limit).
+    shift_clip: f64,
 }
 
 impl ProfileCfg {
@@ -87,6 +89,11 @@ impl ProfileCfg {
             error_tau: tau_ms(p.error_secs),
             bucket_error_tau: tau_ms(bucket_error_secs) / per_bucket,
             scale_warm_up_ms: secs_to_ms(p.scale_warm_up_secs),
+            shift_clip: if p.shift_clip.is_finite() {
+                p.shift_clip.max(0.0)
+            } else {
+                0.0
+            },
         }
     }
 }
@@ -319,6 +326,17 @@ impl SeasonalProfile {
         let at_ms = at.as_millis();
         self.start.get_or_insert(at_ms);
         let w = self.weights.at(dt_ms.unwrap_or(0), cfg);
+        // How far one residual may move the level and the offset: `shift_clip` scales,
+        // the scale being the one the point was judged by (before this error enters it).
+        // A sustained shift then stays surprising for hours instead of being learnt in
+        // one or two points (at hourly sampling the level's weight is 0.74), and the
+        // model still follows it, linearly in time, so a real new level is learnt.
+        let limit = (cfg.shift_clip > 0.0 && self.scale_ready(at, cfg))
+            .then(|| cfg.shift_clip * self.scale_in(b, cfg).max(scale_floor(x)));
+        let clip = |r: f64| match limit {
+            Some(l) => r.clamp(-l, l),
+            None => r,
+        };
         // Errors count only once a full period has passed: before that a bucket is
         // compared with its own first minutes, not with the previous day (or week).
         if self.observed_for(at, cfg.period_secs)
@@ -341,7 +359,7 @@ impl SeasonalProfile {
             None => x,
             Some(l) => {
                 let deseason = if s.is_nan() { x } else { x - f64::from(s) };
-                l + w.level * (deseason - l)
+                l + w.level * clip(deseason - l)
             }
         };
         self.level = Some(level);
@@ -350,7 +368,7 @@ impl SeasonalProfile {
             f32_sat(off)
         } else {
             let s64 = f64::from(s);
-            f32_sat(s64 + w.season * (off - s64))
+            f32_sat(s64 + w.season * clip(off - s64))
         };
     }
 }
@@ -384,6 +402,9 @@ pub struct SeasonalParams {
     pub scale_warm_up_secs: u64,
     /// How long the weekly profile must have predicted before it can be used (1 day).
     pub weekly_trust_secs: i64,
+    /// Largest residual the level and the offsets learn from, in units of the scale the
+    /// point was judged by (0: no limit).
+    pub shift_clip: f64,
 }
 
 impl Default for SeasonalParams {
@@ -401,6 +422,7 @@ impl Default for SeasonalParams {
             neighbour_secs: 3_600,
             scale_warm_up_secs: 2 * 3_600,
             weekly_trust_secs: DAY_SECS,
+            shift_clip: 0.0,
         }
     }
 }
