@@ -41,14 +41,20 @@ pub enum Mechanism {
     Weekly,
     /// Neighbouring buckets' errors in the seasonal scale.
     Neighbours,
+    /// The density's minimum of two points (the window alone, one point at hourly data).
+    MinPoints,
+    /// The weekly profile's week of track record before it is trusted (one day instead).
+    WeeklyTrust,
 }
 
 impl Mechanism {
     /// Every mechanism, in report order.
-    pub const ALL: [Mechanism; 4] = [
+    pub const ALL: [Mechanism; 6] = [
         Mechanism::Cooldown,
         Mechanism::Density,
+        Mechanism::MinPoints,
         Mechanism::Weekly,
+        Mechanism::WeeklyTrust,
         Mechanism::Neighbours,
     ];
 
@@ -59,6 +65,8 @@ impl Mechanism {
             Mechanism::Density => "density",
             Mechanism::Weekly => "weekly",
             Mechanism::Neighbours => "neighbours",
+            Mechanism::MinPoints => "min-points",
+            Mechanism::WeeklyTrust => "weekly-trust",
         }
     }
 
@@ -75,6 +83,8 @@ impl Mechanism {
             Mechanism::Density => p.scorer.density_secs = 300,
             Mechanism::Weekly => p.seasonal.weekly = false,
             Mechanism::Neighbours => p.seasonal.neighbour_secs = 0,
+            Mechanism::MinPoints => p.scorer.density_min_points = 0,
+            Mechanism::WeeklyTrust => p.seasonal.weekly_trust_secs = 86_400,
         }
     }
 }

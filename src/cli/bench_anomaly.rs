@@ -30,8 +30,8 @@ pub struct BenchAnomalyArgs {
     /// Only the files whose `category/name` contains one of these, comma-separated.
     #[arg(long, value_delimiter = ',')]
     files: Vec<String>,
-    /// Turn off a mechanism of the default detector (cooldown, density, weekly,
-    /// neighbours); repeatable.
+    /// Turn off a mechanism of the default detector (cooldown, density, min-points,
+    /// weekly, weekly-trust, neighbours); repeatable.
     #[arg(long, value_parser = parse_mechanism)]
     off: Vec<Mechanism>,
     /// Parameters of the default detector as JSON (`EnsembleParams`; unset fields keep
@@ -116,12 +116,17 @@ pub fn run(args: BenchAnomalyArgs) -> Result<ExitCode, BenchAnomalyError> {
     for m in &args.off {
         m.turn_off(&mut params);
     }
+    let base = if args.params.is_some() {
+        "ensemble (--params)"
+    } else {
+        "ensemble"
+    };
     let label = |off: &[Mechanism]| {
         if off.is_empty() {
-            "ensemble".to_string()
+            base.to_string()
         } else {
             let names: Vec<&str> = off.iter().map(|m| m.name()).collect();
-            format!("ensemble without {}", names.join(", "))
+            format!("{base} without {}", names.join(", "))
         }
     };
     let mut rows = vec![Row {

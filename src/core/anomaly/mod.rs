@@ -151,6 +151,9 @@ impl Detector {
     /// A point at or before the newest one learnt changes nothing and scores what that
     /// one scored: the state advances only with time.
     pub fn update(&mut self, at: Timestamp, value: f64) -> f64 {
+        if !value.is_finite() {
+            return 0.0;
+        }
         if let Some((t, score)) = self.last
             && at.as_millis() <= t
         {
@@ -169,10 +172,7 @@ impl Detector {
         } else {
             0.0
         };
-        // A non-finite value was not learnt, so it does not hold the instant either.
-        if value.is_finite() {
-            self.last = Some((at.as_millis(), s));
-        }
+        self.last = Some((at.as_millis(), s));
         s
     }
 

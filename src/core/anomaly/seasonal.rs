@@ -400,7 +400,9 @@ pub struct SeasonalParams {
     pub neighbour_secs: u64,
     /// How long a profile must have made errors before its scale is trusted (2 h).
     pub scale_warm_up_secs: u64,
-    /// How long the weekly profile must have predicted before it can be used (1 day).
+    /// How long the weekly profile must have predicted before it can be used (1 week:
+    /// a full cycle of its own buckets, so it is not judged better on the part of the
+    /// week it has seen twice).
     pub weekly_trust_secs: i64,
     /// Largest residual the level and the offsets learn from, in units of the scale the
     /// point was judged by (0: no limit).
@@ -421,7 +423,7 @@ impl Default for SeasonalParams {
             weekly_error_secs: 10 * 86_400,
             neighbour_secs: 3_600,
             scale_warm_up_secs: 2 * 3_600,
-            weekly_trust_secs: DAY_SECS,
+            weekly_trust_secs: WEEK_SECS,
             shift_clip: 0.0,
         }
     }
@@ -457,7 +459,7 @@ impl SeasonalParams {
 /// Daily and weekly profiles side by side; predicts with the better one.
 ///
 /// Gives a z once one day of timestamps has passed and the daily profile has made errors
-/// for two hours; the weekly profile can take over after eight days. O(1) per point; the
+/// for two hours; the weekly profile can take over after two weeks. O(1) per point; the
 /// state is two arrays of hourly buckets (24 + 168 by default), independent of the
 /// sampling interval.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -685,14 +687,14 @@ mod tests {
 
     #[test]
     fn z_then_learn_is_z_followed_by_learn() {
-        // Ten days at irregular steps with gaps, a weekly rhythm and spikes, so both
+        // Sixteen days at irregular steps with gaps, a weekly rhythm and spikes, so both
         // profiles, the switch between them and unseen buckets are all exercised.
         let (mut fused, mut split) = (SeasonalModel::default(), SeasonalModel::default());
         let mut ms = 1_396_224_000_000i64;
         let mut prev = None;
         let mut x = 7;
         let mut seen_weekly = false;
-        while ms < 1_396_224_000_000 + 10 * DAY_SECS * 1000 {
+        while ms < 1_396_224_000_000 + 16 * DAY_SECS * 1000 {
             x = mix(x);
             ms += if x % 500 == 0 {
                 3 * 3_600_000
