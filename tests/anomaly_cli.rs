@@ -303,3 +303,56 @@ fn bench_on_the_shared_nab_subset_with_the_windowed_gaussian() {
     let standard: f64 = overall.split_whitespace().nth(3).unwrap().parse().unwrap();
     assert!(standard.is_finite(), "{overall}");
 }
+
+#[test]
+fn bench_anomaly_reports_every_variant_the_worst_and_the_baselines() {
+    // One file, two variants: the original is always added (the baselines' thresholds
+    // are chosen on it), the text names the worst variant, --json holds per-file rows.
+    let args = [
+        "bench",
+        "anomaly",
+        "--nab",
+        NAB,
+        "--files",
+        "art_daily_jumpsup",
+        "--variants",
+        "hourly",
+    ];
+    let run = phoenix(&args).success();
+    for needle in [
+        "original",
+        "hourly",
+        "worst variant:",
+        "rolling-z-500",
+        "windowed-gaussian",
+    ] {
+        assert!(run.stdout.contains(needle), "{needle}\n{}", run.show());
+    }
+    let mut json_args = args.to_vec();
+    json_args.push("--json");
+    let run = phoenix(&json_args).success();
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let c = &v["candidates"][0];
+    assert_eq!(c["name"], "ensemble");
+    let names: Vec<&str> = c["variants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["variant"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["original", "hourly"]);
+    assert_eq!(
+        c["variants"][0]["per_file"][0]["key"],
+        "artificialWithAnomaly/art_daily_jumpsup.csv"
+    );
+    assert_eq!(v["candidates"].as_array().unwrap().len(), 3);
+
+    let run = phoenix(&["bench", "anomaly", "--nab", NAB, "--files", "no-such-file"]);
+    assert!(
+        run.one_error_line().contains("no-such-file"),
+        "{}",
+        run.show()
+    );
+    let run = phoenix(&["bench", "anomaly", "--nab", NAB, "--variants", "weekly"]);
+    assert!(run.stderr.contains("hourly-dropouts"), "{}", run.show());
+}

@@ -1,10 +1,20 @@
 //! Value parsers for flags shared by the commands (durations, rescaling, profile ladders).
 //! Each returns clap's error text: what is wrong with the value and an example of a good
-//! one.
+//! one. Also the `bench` command group's subcommands (the validation protocols).
 
 use crate::core::config::ProfileSpec;
 use crate::policy::{LadderProblem, check_ladder};
 use std::time::Duration;
+
+/// The `bench` subcommands: validation protocols that score a configuration on the
+/// shared data and on stressed variants of it.
+#[derive(clap::Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Score the default anomaly detector at its fixed threshold, and the simple causal
+    /// baselines, on the NAB corpus and every stressed variant: NAB standard per variant,
+    /// per category and per file, the worst variant and the pooled score.
+    Anomaly(super::bench_anomaly::BenchAnomalyArgs),
+}
 
 /// A profile ladder given on the command line, least to most reducing, already checked.
 #[derive(Clone, Debug)]

@@ -5,13 +5,15 @@
 //! One module per command group, each with its arguments (an `Args` struct or a
 //! `Subcommand` enum), a `run` function returning the exit code, and its own error enum:
 //! `simulate`, `policy` (`policy check`), `anomaly` (`anomaly score|bench`), `replay`,
-//! `loadgen` (the workload exporter). Adding a group (`run`) is a new module here, a variant of `Command`, an arm in
+//! `loadgen` (the workload exporter), `bench_anomaly` (`bench anomaly`, the anomaly
+//! validation protocol; the `bench` group's enum is in `args`). Adding a group (`run`) is a new module here, a variant of `Command`, an arm in
 //! [`run`] and, if it can fail, a variant of [`CliError`]. Shared pieces: `args` (value
 //! parsers for durations, ladders, rescaling), [`output`] (output path checks) and
 //! `progress` (the progress bar).
 
 pub mod anomaly;
 mod args;
+pub mod bench_anomaly;
 pub mod loadgen;
 pub mod output;
 pub mod policy;
@@ -47,6 +49,11 @@ enum Command {
         #[command(subcommand)]
         command: anomaly::AnomalyCommand,
     },
+    /// Validation protocols: a configuration on the shared data and stressed variants.
+    Bench {
+        #[command(subcommand)]
+        command: args::BenchCommand,
+    },
     /// Re-run a journal: check record/replay parity, or try another policy on it.
     Replay(replay::ReplayArgs),
     /// Run the daemon: sample, decide, apply, serve metrics and the status API.
@@ -66,6 +73,9 @@ pub enum CliError {
     /// `phoenix anomaly score|bench` failed.
     #[error(transparent)]
     Anomaly(#[from] anomaly::AnomalyError),
+    /// `phoenix bench ...` failed.
+    #[error(transparent)]
+    BenchAnomaly(#[from] bench_anomaly::BenchAnomalyError),
     /// `phoenix replay` failed.
     #[error(transparent)]
     Replay(#[from] replay::ReplayError),
@@ -83,6 +93,9 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Simulate(args) => simulate::run(args)?,
         Command::Policy { command } => policy::run(command),
         Command::Anomaly { command } => anomaly::run(command)?,
+        Command::Bench { command } => match command {
+            args::BenchCommand::Anomaly(a) => bench_anomaly::run(a)?,
+        },
         Command::Replay(args) => replay::run(args)?,
         Command::Run(args) => run::run(args)?,
         Command::Loadgen(args) => loadgen::run(args)?,

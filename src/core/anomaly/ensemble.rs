@@ -9,7 +9,7 @@
 //!   cold-start surprises never pollute the main scorer's history. Both are dropped once
 //!   the seasonal model has taken over (it never hands back), which keeps the state small;
 //! - the daily seasonal profile once a day of timestamps has passed;
-//! - the weekly seasonal profile once it has predicted for a day and does better than the
+//! - the weekly seasonal profile once it has predicted for a week and does better than the
 //!   daily one (`SeasonalModel`).
 //!
 //! The z of the predictor in charge goes through the shared `Scorer` (bounded surprise,

@@ -104,6 +104,11 @@ pub struct Detector {
     kind: DetectorKind,
     /// Its state.
     inner: Inner,
+    /// Time (ms) and score of the newest point learnt: a point at or before it is not
+    /// learnt again (a caller woken twice at one instant, or a late sample, must not
+    /// advance windows, counts or memories) and gets that score back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last: Option<(i64, f64)>,
 }
 
 impl Detector {
@@ -117,7 +122,21 @@ impl Detector {
             DetectorKind::Seasonal => Inner::Seasonal(Box::default()),
             DetectorKind::Ensemble => Inner::Ensemble(Box::default()),
         };
-        Detector { kind, inner }
+        Detector {
+            kind,
+            inner,
+            last: None,
+        }
+    }
+
+    /// The default detector with these parameters (the validation protocol's
+    /// configurations and ablations).
+    pub fn ensemble(params: &EnsembleParams) -> Self {
+        Detector {
+            kind: DetectorKind::Ensemble,
+            inner: Inner::Ensemble(Box::new(Ensemble::new(params))),
+            last: None,
+        }
     }
 
     /// Which detector this is.
@@ -128,7 +147,18 @@ impl Detector {
     /// Scores the next value (in [0, 1]; 0 during warm-up). A non-finite value is not
     /// learnt and scores 0: it is bad input, which the engine handles as such. Values
     /// beyond ±`basic::MAX_INPUT` (1e100) are clamped to it.
+    ///
+    /// A point at or before the newest one learnt changes nothing and scores what that
+    /// one scored: the state advances only with time.
     pub fn update(&mut self, at: Timestamp, value: f64) -> f64 {
+        if !value.is_finite() {
+            return 0.0;
+        }
+        if let Some((t, score)) = self.last
+            && at.as_millis() <= t
+        {
+            return score;
+        }
         let s = match &mut self.inner {
             Inner::Zscore(d) => d.update(at, value),
             Inner::Mad(d) => d.update(at, value),
@@ -137,11 +167,13 @@ impl Detector {
             Inner::Seasonal(d) => d.update(at, value),
             Inner::Ensemble(d) => d.update(at, value),
         };
-        if s.is_finite() {
+        let s = if s.is_finite() {
             s.clamp(0.0, 1.0)
         } else {
             0.0
-        }
+        };
+        self.last = Some((at.as_millis(), s));
+        s
     }
 
     /// The value expected `h` steps after the newest point, a step being the newest

@@ -59,6 +59,8 @@ struct ProfileCfg {
     bucket_error_tau: f64,
     /// How long errors must have been learnt before the scale is trusted (ms).
     scale_warm_up_ms: i64,
+    /// Largest residual the level and offsets learn from, in scales (0: no limit).
+    shift_clip: f64,
 }
 
 impl ProfileCfg {
@@ -87,6 +89,11 @@ impl ProfileCfg {
             error_tau: tau_ms(p.error_secs),
             bucket_error_tau: tau_ms(bucket_error_secs) / per_bucket,
             scale_warm_up_ms: secs_to_ms(p.scale_warm_up_secs),
+            shift_clip: if p.shift_clip.is_finite() {
+                p.shift_clip.max(0.0)
+            } else {
+                0.0
+            },
         }
     }
 }
@@ -319,6 +326,17 @@ impl SeasonalProfile {
         let at_ms = at.as_millis();
         self.start.get_or_insert(at_ms);
         let w = self.weights.at(dt_ms.unwrap_or(0), cfg);
+        // How far one residual may move the level and the offset: `shift_clip` scales,
+        // the scale being the one the point was judged by (before this error enters it).
+        // A sustained shift then stays surprising for hours instead of being learnt in
+        // one or two points (at hourly sampling the level's weight is 0.74), and the
+        // model still follows it, linearly in time, so a real new level is learnt.
+        let limit = (cfg.shift_clip > 0.0 && self.scale_ready(at, cfg))
+            .then(|| cfg.shift_clip * self.scale_in(b, cfg).max(scale_floor(x)));
+        let clip = |r: f64| match limit {
+            Some(l) => r.clamp(-l, l),
+            None => r,
+        };
         // Errors count only once a full period has passed: before that a bucket is
         // compared with its own first minutes, not with the previous day (or week).
         if self.observed_for(at, cfg.period_secs)
@@ -341,7 +359,7 @@ impl SeasonalProfile {
             None => x,
             Some(l) => {
                 let deseason = if s.is_nan() { x } else { x - f64::from(s) };
-                l + w.level * (deseason - l)
+                l + w.level * clip(deseason - l)
             }
         };
         self.level = Some(level);
@@ -350,7 +368,7 @@ impl SeasonalProfile {
             f32_sat(off)
         } else {
             let s64 = f64::from(s);
-            f32_sat(s64 + w.season * (off - s64))
+            f32_sat(s64 + w.season * clip(off - s64))
         };
     }
 }
@@ -382,8 +400,13 @@ pub struct SeasonalParams {
     pub neighbour_secs: u64,
     /// How long a profile must have made errors before its scale is trusted (2 h).
     pub scale_warm_up_secs: u64,
-    /// How long the weekly profile must have predicted before it can be used (1 day).
+    /// How long the weekly profile must have predicted before it can be used (1 week:
+    /// a full cycle of its own buckets, so it is not judged better on the part of the
+    /// week it has seen twice).
     pub weekly_trust_secs: i64,
+    /// Largest residual the level and the offsets learn from, in units of the scale the
+    /// point was judged by (0: no limit).
+    pub shift_clip: f64,
 }
 
 impl Default for SeasonalParams {
@@ -400,7 +423,8 @@ impl Default for SeasonalParams {
             weekly_error_secs: 10 * 86_400,
             neighbour_secs: 3_600,
             scale_warm_up_secs: 2 * 3_600,
-            weekly_trust_secs: DAY_SECS,
+            weekly_trust_secs: WEEK_SECS,
+            shift_clip: 0.0,
         }
     }
 }
@@ -435,7 +459,7 @@ impl SeasonalParams {
 /// Daily and weekly profiles side by side; predicts with the better one.
 ///
 /// Gives a z once one day of timestamps has passed and the daily profile has made errors
-/// for two hours; the weekly profile can take over after eight days. O(1) per point; the
+/// for two hours; the weekly profile can take over after two weeks. O(1) per point; the
 /// state is two arrays of hourly buckets (24 + 168 by default), independent of the
 /// sampling interval.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -663,14 +687,14 @@ mod tests {
 
     #[test]
     fn z_then_learn_is_z_followed_by_learn() {
-        // Ten days at irregular steps with gaps, a weekly rhythm and spikes, so both
+        // Sixteen days at irregular steps with gaps, a weekly rhythm and spikes, so both
         // profiles, the switch between them and unseen buckets are all exercised.
         let (mut fused, mut split) = (SeasonalModel::default(), SeasonalModel::default());
         let mut ms = 1_396_224_000_000i64;
         let mut prev = None;
         let mut x = 7;
         let mut seen_weekly = false;
-        while ms < 1_396_224_000_000 + 10 * DAY_SECS * 1000 {
+        while ms < 1_396_224_000_000 + 16 * DAY_SECS * 1000 {
             x = mix(x);
             ms += if x % 500 == 0 {
                 3 * 3_600_000

@@ -587,6 +587,12 @@ impl SlotMean {
         };
     }
 
+    /// Number of values in the window.
+    #[inline]
+    pub fn count(&self) -> u32 {
+        self.counts.iter().sum()
+    }
+
     /// True once the values span the whole window (`SLOTS` slots since the first).
     #[inline]
     pub fn is_full(&self) -> bool {

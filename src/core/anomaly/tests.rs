@@ -362,7 +362,7 @@ fn kinds_use_their_snake_case_names() {
 
 #[test]
 fn weekly_profile_takes_over_on_a_weekly_rhythm() {
-    // Weekdays high, weekends low: after eight days the weekly profile predicts better,
+    // Weekdays high, weekends low: after two weeks the weekly profile predicts better,
     // so a normal Saturday is not an anomaly but a Saturday at weekday level is.
     let start = 1_396_224_000_000i64; // a Monday
     let level = |i: usize| if (i / 288) % 7 < 5 { 100.0 } else { 20.0 };
@@ -580,4 +580,115 @@ fn the_default_detector_state_stays_small() {
         );
     }
     eprintln!("default detector JSON after 10 days: {sizes:?} bytes (5 min, 15 s)");
+}
+
+/// A step of +`size` at `step_ms` on a noisy daily rhythm, sampled every `every_ms` as
+/// the mean of the underlying 15-second signal over each sample's interval (so the
+/// hourly series is the resampled 15-second one, as `bench::variants` resamples), each
+/// sample stamped at the end of its interval.
+fn resampled_step(days: i64, every_ms: i64, step_ms: i64, size: f64) -> Vec<(Timestamp, f64)> {
+    let fine = 15_000i64;
+    let per = every_ms / fine;
+    let start = 1_396_224_000_000i64;
+    (0..days * 86_400_000 / every_ms)
+        .map(|k| {
+            let mut sum = 0.0;
+            for j in 0..per {
+                let t = k * every_ms + j * fine;
+                let phase = (t % 86_400_000) as f64 / 86_400_000.0 * std::f64::consts::TAU;
+                let shift = if t >= step_ms { size } else { 0.0 };
+                // Noise per 5 minutes, so every sampling sees the same wiggles.
+                sum += 100.0 + 20.0 * phase.sin() + 2.0 * noise((t / STEP_MS) as u64) + shift;
+            }
+            (
+                Timestamp(start + (k + 1) * every_ms - fine),
+                sum / per as f64,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_resampled_step_alarms_at_the_same_time_at_15_s_5_min_and_hourly() {
+    // The same step at 3 days 10 h, seen at 15 s, at 5 min and as hourly means: the
+    // default detector raises its first alarm on it within an hour of the hour that
+    // holds it (hourly data cannot know sooner), at every sampling, and nothing else
+    // alarms in the day before the step or in the 12 hours after it. (The first days
+    // may flag once: at 15 s the noise, which changes every 5 minutes, is a run of
+    // equal values and then a jump.)
+    let h = 3_600_000i64;
+    let step = 3 * 86_400_000 + 10 * h;
+    let mut firsts = Vec::new();
+    for every in [15_000i64, STEP_MS, h] {
+        let pts = resampled_step(4, every, step, 60.0);
+        let mut d = Detector::new(DetectorKind::Ensemble);
+        let scores = run(&mut d, &pts);
+        let start = pts[0].0.as_millis();
+        let alarms: Vec<i64> = pts
+            .iter()
+            .zip(&scores)
+            .filter(|(_, s)| **s >= DEFAULT_THRESHOLD)
+            .map(|(p, _)| p.0.as_millis() - start)
+            .collect();
+        let before: Vec<&i64> = alarms
+            .iter()
+            .filter(|&&t| (step - 86_400_000..step).contains(&t))
+            .collect();
+        assert!(
+            before.is_empty(),
+            "every {every} ms: early alarms {before:?}"
+        );
+        let first = *alarms
+            .iter()
+            .find(|&&t| t >= step)
+            .unwrap_or_else(|| panic!("every {every} ms: the step was missed"));
+        assert!(
+            first - step <= 2 * h,
+            "every {every} ms: alarm {first} for {step}"
+        );
+        let again = alarms.iter().find(|&&t| t > first);
+        assert!(
+            again.is_none_or(|&t| t - first >= 12 * h),
+            "every {every} ms: again {again:?} after {first}"
+        );
+        firsts.push(first);
+    }
+    let spread = firsts.iter().max().unwrap() - firsts.iter().min().unwrap();
+    assert!(spread <= h + 15_000, "first alarms {firsts:?}");
+}
+
+#[test]
+fn a_second_call_at_the_same_instant_advances_nothing() {
+    // Every kind: after a point at t, calls at t (any value) and before t return the
+    // score already given and leave the state as it was, so the next point scores as if
+    // they had never been made.
+    let pts = daily(3 * 288);
+    for kind in DetectorKind::ALL {
+        let (mut once, mut twice) = (Detector::new(kind), Detector::new(kind));
+        for (i, &(t, v)) in pts.iter().enumerate() {
+            let a = once.update(t, v);
+            let b = twice.update(t, v);
+            assert_eq!(a.to_bits(), b.to_bits(), "{kind:?} at {i}");
+            let state = serde_json::to_string(&twice).unwrap();
+            for again in [v, v + 1_000.0, -v] {
+                assert_eq!(
+                    twice.update(t, again).to_bits(),
+                    b.to_bits(),
+                    "{kind:?} at {i}"
+                );
+                assert_eq!(
+                    twice
+                        .update(Timestamp(t.as_millis() - 60_000), again)
+                        .to_bits(),
+                    b.to_bits()
+                );
+            }
+            assert_eq!(
+                serde_json::to_string(&twice).unwrap(),
+                state,
+                "{kind:?} at {i}"
+            );
+        }
+        assert_eq!(once, twice);
+    }
 }
