@@ -13,32 +13,24 @@
 
 mod common;
 
-use common::{Daemon, Loadgen, Prometheus, get, metric, put_json, query, request, wait_until};
+use common::{
+    CollectorLoop, Daemon, Loadgen, LoopDaemon, Prometheus, get, metric, put_json, query,
+    unloadable_aggressive, wait_until,
+};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 const BUDGET: f64 = 1000.0;
 const TOKEN: &str = "test-token-0123456789abcdef";
-const COLLECTOR: &str = "prom";
 
 /// Input: what Prometheus scraped from loadgen before any relabelling, per pipeline.
 const INPUT: &str = "sum by (pipeline) (label_replace(scrape_samples_scraped{job=\"loadgen\"}, \"pipeline\", \"checkout\", \"job\", \"loadgen\"))";
 /// Output: the series that survived the rules.
 const OUTPUT: &str = "count by (pipeline) (loadgen_series)";
 
-fn promtool() -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|d| d.join("promtool"))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!("`promtool` is not on PATH: these tests need it (apt-get install -y prometheus)")
-        })
-}
-
 /// `promtool check config FILE` passes.
 fn promtool_ok(path: &Path) -> Result<(), String> {
-    let out = std::process::Command::new(promtool())
+    let out = std::process::Command::new(common::promtool())
         .args(["check", "config"])
         .arg(path)
         .output()
@@ -96,54 +88,25 @@ impl Default for Opts {
 impl Loop {
     fn start(o: Opts) -> Loop {
         let dir = tempfile::tempdir().unwrap();
-        let loadgen = Loadgen::start(&[
-            "--mode",
-            "series",
-            "--pipeline",
-            "checkout",
-            "--level",
-            &o.level.to_string(),
-        ]);
-        let base = std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/configs/prometheus/collector.yml"
-        ))
-        .unwrap()
-        .replace("127.0.0.1:9400", &loadgen.addr)
-        .replace("scrape_interval: 5s", "scrape_interval: 1s")
-        .replace("scrape_timeout: 5s", "scrape_timeout: 1s");
-        assert!(base.contains(&loadgen.addr) && base.contains("scrape_interval: 1s"));
-        let base_path = dir.path().join("base.yml");
-        std::fs::write(&base_path, &base).unwrap();
-        // In its own directory, so a test can make that directory unwritable.
-        let collector_dir = dir.path().join("collector");
-        std::fs::create_dir(&collector_dir).unwrap();
-        let config_path = collector_dir.join("prometheus.yml");
-        std::fs::write(&config_path, &base).unwrap();
-        let prom = Prometheus::start_collector(&config_path);
-        wait_until(
-            "Prometheus to scrape loadgen",
-            Duration::from_secs(30),
-            || {
-                let v = query(&prom.url, "loadgen_level")?;
-                (!v.is_empty())
-                    .then_some(())
-                    .ok_or_else(|| format!("{v:?}"))
+        let collector = CollectorLoop::start(dir.path(), o.level);
+        std::fs::write(dir.path().join("policy.yaml"), policy(o.edit)).unwrap();
+        let daemon_config = collector.daemon_config(
+            dir.path(),
+            &LoopDaemon {
+                budget: BUDGET,
+                token: TOKEN,
+                coalesce: o.coalesce,
+                promtool: o.promtool,
+                query_timeout: "2s",
+                extra: "",
             },
         );
-        std::fs::write(dir.path().join("policy.yaml"), policy(o.edit)).unwrap();
-        let text = format!(
-            "prometheus:\n  url: {url}\n  timeout: 2s\nsampling:\n  interval: 2s\npolicy: {policy}\npipelines:\n  default_budget: {BUDGET}\nstate_dir: {state}\nhttp:\n  listen: 127.0.0.1:0\n  admin_token: {TOKEN}\ncollectors:\n  - name: {COLLECTOR}\n    backend: prometheus\n    pipelines: [\"*\"]\n    coalesce: {coalesce}\n    min_reload_interval: 0s\n    prometheus:\n      base_config: {base}\n      config_path: {config}\n      jobs: {{ checkout: [loadgen] }}\n      reload: {{ url: {url}/-/reload, retry_for: 60s }}\n      verify: {{ url: {url}, timeout: 10s }}\n      promtool: {promtool}\n",
-            url = prom.url,
-            policy = dir.path().join("policy.yaml").display(),
-            state = dir.path().join("state").display(),
-            coalesce = o.coalesce,
-            base = base_path.display(),
-            config = config_path.display(),
-            promtool = o.promtool,
-        );
-        let daemon_config = dir.path().join("phoenix.yaml");
-        std::fs::write(&daemon_config, text).unwrap();
+        let CollectorLoop {
+            loadgen,
+            prom,
+            config: config_path,
+            ..
+        } = collector;
         let mut l = Loop {
             dir,
             loadgen,
@@ -208,28 +171,12 @@ impl Loop {
 
     /// The profile the status API reports in force for checkout.
     fn in_force(&self) -> Result<String, String> {
-        let (_, st) = get(&format!("{}/api/v1/status", self.url()))?;
-        let v: serde_json::Value = serde_json::from_str(&st).map_err(|e| e.to_string())?;
-        v["pipelines"]
-            .as_array()
-            .and_then(|a| a.iter().find(|p| p["pipeline"] == "checkout"))
-            .and_then(|p| p["in_force"].as_str().map(str::to_string))
-            .ok_or(st)
+        common::in_force(&self.url(), "checkout")
     }
 
     /// Pins checkout to `profile` for `ttl` through the override API.
     fn pin(&self, profile: &str, ttl: &str) {
-        let (code, text) = request(
-            "POST",
-            &format!("{}/api/v1/override", self.url()),
-            &[("Authorization", &format!("Bearer {TOKEN}"))],
-            Some(
-                serde_json::json!({ "pipeline": "checkout", "profile": profile, "ttl": ttl, "reason": "test" })
-                    .to_string(),
-            ),
-        )
-        .unwrap();
-        assert_eq!(code, 200, "{text}");
+        common::pin(&self.url(), TOKEN, "checkout", profile, ttl);
     }
 
     /// The scrape job as Prometheus has it loaded now.
@@ -456,17 +403,6 @@ fn the_loop_escalates_on_prometheus_and_relaxes_when_the_load_falls() {
 fn tail(s: &str, n: usize) -> String {
     let v: Vec<&str> = s.lines().collect();
     v[v.len().saturating_sub(n)..].join("\n")
-}
-
-/// The aggressive profile with a drop regex that Rust's (and Phoenix's policy) regex
-/// syntax accepts but Prometheus 2.x's Go RE2 refuses (`(?<name>…)` named groups).
-fn unloadable_aggressive(text: String) -> String {
-    let bad = text.replace(
-        "drop_metrics: ['.+_debug_.+', 'go_.+', 'process_.+']",
-        "drop_metrics: ['(?<debug>.+_debug_.+)', 'go_.+', 'process_.+']",
-    );
-    assert!(bad.contains("(?<debug>"), "policies/default.yaml changed");
-    bad
 }
 
 fn prom_reload_ok(l: &Loop) -> Result<(), String> {

@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::{Daemon, Prometheus, get, metric, query, wait_until};
+use common::{DASHBOARD, Daemon, Prometheus, RULES, exprs_in, get, metric, query, wait_until};
 use phoenix::daemon::metrics::{Kind, METRICS};
 use promql_parser::parser::{self, Expr};
 use promql_parser::util::{ExprVisitor, walk_expr};
@@ -22,8 +22,6 @@ use std::process::Command;
 use std::time::Duration;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
-const DASHBOARD: &str = "configs/grafana/dashboards/phoenix-control.json";
-const RULES: &str = "configs/prometheus/rules/phoenix.rules.yml";
 const RULES_TEST: &str = "configs/prometheus/rules/phoenix.rules_test.yml";
 const UNIT: &str = "configs/systemd/phoenix.service";
 const K8S: &[&str] = &[
@@ -166,36 +164,17 @@ fn selected(expr: &str) -> Result<BTreeSet<String>, String> {
     Ok(v.0)
 }
 
-/// Grafana's variables, replaced by what they expand to so that the expression is
-/// PromQL.
-fn grafana_to_promql(expr: &str) -> String {
-    let e = expr
-        .replace("$__rate_interval", "1m")
-        .replace("$__interval", "1m")
-        .replace("$__range", "6h")
-        .replace("$pipeline", ".*");
-    assert!(!e.contains('$'), "unknown Grafana variable in {expr}");
-    e
-}
+/// Grafana's variables as the static checks expand them: every pipeline, the
+/// dashboard's default 6 h range.
+const VARS: common::GrafanaVars = common::GrafanaVars {
+    pipeline: ".*",
+    rate_interval: "1m",
+    interval: "1m",
+    range: "6h",
+};
 
-/// Every `expr` string anywhere in `v`, with its JSON path.
-fn exprs_in(v: &Value, path: String, out: &mut Vec<(String, String)>) {
-    match v {
-        Value::Object(m) => {
-            for (k, x) in m {
-                match (k.as_str(), x) {
-                    ("expr", Value::String(s)) => out.push((format!("{path}.expr"), s.clone())),
-                    _ => exprs_in(x, format!("{path}.{k}"), out),
-                }
-            }
-        }
-        Value::Array(a) => {
-            for (i, x) in a.iter().enumerate() {
-                exprs_in(x, format!("{path}[{i}]"), out);
-            }
-        }
-        _ => {}
-    }
+fn grafana_to_promql(expr: &str) -> String {
+    common::grafana_to_promql(expr, &VARS)
 }
 
 /// The rules file's recording rule names and (name, expr) of every rule.
@@ -228,19 +207,11 @@ fn evaluated_by_prometheus(
     rules: &[(String, String)],
     exprs: &[(String, String)],
 ) {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("prometheus.yml");
     let target = daemon.url.trim_start_matches("http://");
-    std::fs::write(
-        &config,
-        format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files: [{:?}]\nscrape_configs:\n{}",
-            Path::new(ROOT).join(RULES).display(),
-            common::static_job("phoenix", target)
-        ),
-    )
-    .unwrap();
-    let prom = Prometheus::start_collector(&config);
+    let prom = Prometheus::start_with_rules(
+        &common::static_job("phoenix", target),
+        &[&Path::new(ROOT).join(RULES)],
+    );
     // The recording rules chain (cost on data points on the constants); the forecast
     // needs two samples.
     for series in [

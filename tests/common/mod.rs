@@ -119,12 +119,24 @@ impl Prometheus {
     /// two spaces, like [`static_job`]'s) under a 1 s global scrape interval, and waits
     /// until `/-/ready` answers 200.
     pub fn start_with(scrape_configs: &str) -> Prometheus {
+        Prometheus::start_with_rules(scrape_configs, &[])
+    }
+
+    /// [`start_with`](Self::start_with), also loading these rule files (evaluated every
+    /// second, like the scrapes); waits until Prometheus is ready, which it is only once
+    /// the rule files loaded.
+    pub fn start_with_rules(scrape_configs: &str, rule_files: &[&Path]) -> Prometheus {
         let dir = tempfile::tempdir().expect("temporary directory");
         let config = dir.path().join("prometheus.yml");
+        let rules: Vec<String> = rule_files
+            .iter()
+            .map(|p| format!("{:?}", p.display().to_string()))
+            .collect();
         std::fs::write(
             &config,
             format!(
-                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\nscrape_configs:\n{scrape_configs}"
+                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\nrule_files: [{}]\nscrape_configs:\n{scrape_configs}",
+                rules.join(", ")
             ),
         )
         .expect("write prometheus.yml");
@@ -206,6 +218,25 @@ impl Prometheus {
         if wait_ready(&mut self.child, &url, &data, &log).is_err() {
             panic!("Prometheus did not come back on {url}: {}", tail(&log, 10));
         }
+    }
+
+    /// Stops (`SIGSTOP`) or resumes (`SIGCONT`) the server: a stalled Prometheus, whose
+    /// port still accepts connections but never answers.
+    pub fn pause(&mut self, paused: bool) {
+        let pid = self.child.id() as libc::pid_t;
+        let signal = if paused { libc::SIGSTOP } else { libc::SIGCONT };
+        // SAFETY: kill(2) on the pid of our own child, which has not been reaped yet.
+        assert_eq!(unsafe { libc::kill(pid, signal) }, 0, "signal prometheus");
+    }
+
+    /// Waits (up to 30 s) until `promql` returns something.
+    pub fn wait_for(&self, what: &str, promql: &str) {
+        wait_until(what, Duration::from_secs(30), || {
+            let v = self.query(promql)?;
+            (!v.is_empty())
+                .then_some(())
+                .ok_or_else(|| format!("{promql}: {v:?}"))
+        });
     }
 
     /// Prometheus' log so far (for failure messages).
@@ -408,33 +439,12 @@ pub type Sample = (BTreeMap<String, String>, f64);
 /// Runs an instant query against Prometheus at `prom_url`; the samples, or what went wrong
 /// (transport, HTTP status, API error, or an answer that is not a vector).
 pub fn query(prom_url: &str, promql: &str) -> Result<Vec<Sample>, String> {
-    let url =
-        reqwest::Url::parse_with_params(&format!("{prom_url}/api/v1/query"), [("query", promql)])
-            .map_err(|e| e.to_string())?;
-    let (status, body) = send(http().client.get(url))?;
-    let json: serde_json::Value =
-        serde_json::from_str(&body).map_err(|e| format!("HTTP {status}: {e}: {body}"))?;
-    if json["status"] != "success" {
-        return Err(format!("HTTP {status}: {body}"));
-    }
-    if json["data"]["resultType"] != "vector" {
-        return Err(format!("{promql} is not an instant vector: {body}"));
-    }
-    let results = json["data"]["result"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    let results = api_results(prom_url, "query", &[("query", promql)], "vector")
+        .map_err(|e| format!("{promql}: {e}"))?;
     results
         .iter()
         .map(|r| {
-            let labels = r["metric"]
-                .as_object()
-                .map(|m| {
-                    m.iter()
-                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-                        .collect()
-                })
-                .unwrap_or_default();
+            let labels = labels_of(r);
             let value = r["value"][1]
                 .as_str()
                 .and_then(|v| v.parse::<f64>().ok())
@@ -442,6 +452,44 @@ pub fn query(prom_url: &str, promql: &str) -> Result<Vec<Sample>, String> {
             Ok((labels, value))
         })
         .collect()
+}
+
+/// The `data.result` list of a successful answer of `GET /api/v1/ENDPOINT?PARAMS` of
+/// type `result_type`, or what went wrong (transport, HTTP status, API error, another
+/// type).
+fn api_results(
+    prom_url: &str,
+    endpoint: &str,
+    params: &[(&str, &str)],
+    result_type: &str,
+) -> Result<Vec<serde_json::Value>, String> {
+    let url = reqwest::Url::parse_with_params(&format!("{prom_url}/api/v1/{endpoint}"), params)
+        .map_err(|e| e.to_string())?;
+    let (status, body) = send(http().client.get(url))?;
+    let json: serde_json::Value =
+        serde_json::from_str(&body).map_err(|e| format!("HTTP {status}: {e}: {body}"))?;
+    if json["status"] != "success" {
+        return Err(format!("HTTP {status}: {body}"));
+    }
+    if json["data"]["resultType"] != result_type {
+        return Err(format!("not a {result_type}: {body}"));
+    }
+    Ok(json["data"]["result"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default())
+}
+
+/// The labels of one result of a query's answer.
+fn labels_of(result: &serde_json::Value) -> BTreeMap<String, String> {
+    result["metric"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The samples as `label value -> sample value`, keyed by one label (e.g. `pipeline`).
@@ -724,15 +772,251 @@ pub fn loadgen_and_prometheus(level: u64, control: &Path) -> (Loadgen, Prometheu
         control.to_str().expect("a UTF-8 path"),
     ]);
     let prom = Prometheus::start(&[("loadgen", &loadgen.addr)]);
-    wait_until(
-        "Prometheus to scrape loadgen",
-        Duration::from_secs(30),
-        || {
-            let v = query(&prom.url, "loadgen_input_series")?;
-            (!v.is_empty())
-                .then_some(())
-                .ok_or_else(|| format!("{v:?}"))
-        },
-    );
+    prom.wait_for("Prometheus to scrape loadgen", "loadgen_input_series");
     (loadgen, prom)
+}
+
+/// One series of a range query: its labels and `(unix seconds, value)` points.
+pub type Series = (BTreeMap<String, String>, Vec<(f64, f64)>);
+
+/// Runs a range query from `start` to `end` (unix seconds) every `step_secs` against
+/// Prometheus at `prom_url`; the series, or what went wrong.
+pub fn query_range(
+    prom_url: &str,
+    promql: &str,
+    start: f64,
+    end: f64,
+    step_secs: f64,
+) -> Result<Vec<Series>, String> {
+    let (start, end, step) = (
+        format!("{start:.3}"),
+        format!("{end:.3}"),
+        format!("{step_secs}"),
+    );
+    let params = [
+        ("query", promql),
+        ("start", &start),
+        ("end", &end),
+        ("step", &step),
+    ];
+    let results = api_results(prom_url, "query_range", &params, "matrix")
+        .map_err(|e| format!("{promql}: {e}"))?;
+    results
+        .iter()
+        .map(|r| {
+            let labels = labels_of(r);
+            let points = r["values"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|p| {
+                    let t = p[0].as_f64().ok_or_else(|| format!("no time in {p}"))?;
+                    let v = p[1]
+                        .as_str()
+                        .and_then(|v| v.parse::<f64>().ok())
+                        .ok_or_else(|| format!("no value in {p}"))?;
+                    Ok((t, v))
+                })
+                .collect::<Result<Vec<_>, String>>()?;
+            Ok((labels, points))
+        })
+        .collect()
+}
+
+/// The `promtool` binary on PATH; a missing one fails the test (it comes with Debian's
+/// prometheus package, which .ci/run installs).
+pub fn promtool() -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|d| d.join("promtool"))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!("`promtool` is not on PATH: these tests need it (apt-get install -y prometheus)")
+        })
+}
+
+/// The default policy's aggressive profile with a drop regex that Rust's (and Phoenix's
+/// policy) regex syntax accepts but Prometheus 2.x's Go RE2 refuses (`(?<name>…)` named
+/// groups): with `promtool: off`, Prometheus refuses that profile at reload, a real
+/// rollback.
+pub fn unloadable_aggressive(text: String) -> String {
+    let bad = text.replace(
+        "drop_metrics: ['.+_debug_.+', 'go_.+', 'process_.+']",
+        "drop_metrics: ['(?<debug>.+_debug_.+)', 'go_.+', 'process_.+']",
+    );
+    assert!(bad.contains("(?<debug>"), "policies/default.yaml changed");
+    bad
+}
+
+/// The Grafana dashboard the operations files ship.
+pub const DASHBOARD: &str = "configs/grafana/dashboards/phoenix-control.json";
+/// The Prometheus rules the operations files ship.
+pub const RULES: &str = "configs/prometheus/rules/phoenix.rules.yml";
+
+/// What Grafana's variables expand to, so that a dashboard expression is PromQL.
+pub struct GrafanaVars<'a> {
+    /// `$pipeline` / `${pipeline}`: a regex (the queries match it with `=~`).
+    pub pipeline: &'a str,
+    /// `$__rate_interval`.
+    pub rate_interval: &'a str,
+    /// `$__interval`.
+    pub interval: &'a str,
+    /// `$__range`.
+    pub range: &'a str,
+}
+
+/// `expr` with Grafana's variables replaced; panics on any other variable, which the
+/// caller would not know how to expand.
+pub fn grafana_to_promql(expr: &str, vars: &GrafanaVars) -> String {
+    let e = expr
+        .replace("$__rate_interval", vars.rate_interval)
+        .replace("$__interval", vars.interval)
+        .replace("$__range", vars.range)
+        .replace("${pipeline}", vars.pipeline)
+        .replace("$pipeline", vars.pipeline);
+    assert!(!e.contains('$'), "unknown Grafana variable in {expr}");
+    e
+}
+
+/// Every `expr` string anywhere in `v`, with its JSON path.
+pub fn exprs_in(v: &serde_json::Value, path: String, out: &mut Vec<(String, String)>) {
+    use serde_json::Value;
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                match (k.as_str(), x) {
+                    ("expr", Value::String(s)) => out.push((format!("{path}.expr"), s.clone())),
+                    _ => exprs_in(x, format!("{path}.{k}"), out),
+                }
+            }
+        }
+        Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                exprs_in(x, format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The collector side of a closed loop on Prometheus (`prometheus` backend):
+/// `phoenix loadgen --mode series` serving pipeline `checkout`, and a Prometheus that
+/// scrapes it every second as the collector, from configs/prometheus/collector.yml,
+/// reading the config file the daemon will rewrite.
+pub struct CollectorLoop {
+    pub loadgen: Loadgen,
+    pub prom: Prometheus,
+    /// The base config the daemon renders from.
+    pub base: PathBuf,
+    /// The file Prometheus reads and Phoenix writes (alone in its directory, so a test
+    /// can make that directory unwritable).
+    pub config: PathBuf,
+}
+
+/// How the daemon of a [`CollectorLoop`] runs.
+pub struct LoopDaemon<'a> {
+    /// Every pipeline's budget.
+    pub budget: f64,
+    /// The admin token of the override API.
+    pub token: &'a str,
+    /// The collector's coalescing window.
+    pub coalesce: &'a str,
+    /// The collector's `promtool:` (`auto` or `off`).
+    pub promtool: &'a str,
+    /// Bound of each signal query.
+    pub query_timeout: &'a str,
+    /// Top-level YAML appended to the config.
+    pub extra: &'a str,
+}
+
+/// The collector's name in the daemon config of a [`CollectorLoop`].
+pub const LOOP_COLLECTOR: &str = "prom";
+
+impl CollectorLoop {
+    /// Starts loadgen at `level` series and the collector Prometheus, with their files in
+    /// `dir`, and waits for Prometheus' first scrape of loadgen.
+    pub fn start(dir: &Path, level: u64) -> CollectorLoop {
+        let loadgen = Loadgen::start(&[
+            "--mode",
+            "series",
+            "--pipeline",
+            "checkout",
+            "--level",
+            &level.to_string(),
+        ]);
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/configs/prometheus/collector.yml"
+        ))
+        .expect("read configs/prometheus/collector.yml")
+        .replace("127.0.0.1:9400", &loadgen.addr)
+        .replace("scrape_interval: 5s", "scrape_interval: 1s")
+        .replace("scrape_timeout: 5s", "scrape_timeout: 1s");
+        assert!(text.contains(&loadgen.addr) && text.contains("scrape_interval: 1s"));
+        let base = dir.join("base.yml");
+        std::fs::write(&base, &text).expect("write base.yml");
+        let collector_dir = dir.join("collector");
+        std::fs::create_dir(&collector_dir).expect("create the collector directory");
+        let config = collector_dir.join("prometheus.yml");
+        std::fs::write(&config, &text).expect("write the collector config");
+        let prom = Prometheus::start_collector(&config);
+        prom.wait_for("Prometheus to scrape loadgen", "loadgen_level");
+        CollectorLoop {
+            loadgen,
+            prom,
+            base,
+            config,
+        }
+    }
+
+    /// Writes `dir/phoenix.yaml` for a daemon on this loop: the policy at
+    /// `dir/policy.yaml` (the caller writes it), state in `dir/state`, a 2 s sampling
+    /// interval, one collector [`LOOP_COLLECTOR`] with the `prometheus` backend mapping
+    /// `checkout` to loadgen's job. Returns its path.
+    pub fn daemon_config(&self, dir: &Path, o: &LoopDaemon) -> PathBuf {
+        let text = format!(
+            "prometheus:\n  url: {url}\n  timeout: {timeout}\nsampling:\n  interval: 2s\npolicy: {policy}\npipelines:\n  default_budget: {budget}\nstate_dir: {state}\nhttp:\n  listen: 127.0.0.1:0\n  admin_token: {token}\ncollectors:\n  - name: {LOOP_COLLECTOR}\n    backend: prometheus\n    pipelines: [\"*\"]\n    coalesce: {coalesce}\n    min_reload_interval: 0s\n    prometheus:\n      base_config: {base}\n      config_path: {config}\n      jobs: {{ checkout: [loadgen] }}\n      reload: {{ url: {url}/-/reload, retry_for: 60s }}\n      verify: {{ url: {url}, timeout: 10s }}\n      promtool: {promtool}\n{extra}",
+            url = self.prom.url,
+            timeout = o.query_timeout,
+            policy = dir.join("policy.yaml").display(),
+            budget = o.budget,
+            state = dir.join("state").display(),
+            token = o.token,
+            coalesce = o.coalesce,
+            base = self.base.display(),
+            config = self.config.display(),
+            promtool = o.promtool,
+            extra = o.extra,
+        );
+        let path = dir.join("phoenix.yaml");
+        std::fs::write(&path, text).expect("write the daemon config");
+        path
+    }
+}
+
+/// The profile the daemon at `daemon_url` reports in force for `pipeline` (status API).
+pub fn in_force(daemon_url: &str, pipeline: &str) -> Result<String, String> {
+    let (_, st) = get(&format!("{daemon_url}/api/v1/status"))?;
+    let v: serde_json::Value = serde_json::from_str(&st).map_err(|e| e.to_string())?;
+    v["pipelines"]
+        .as_array()
+        .and_then(|a| a.iter().find(|p| p["pipeline"] == pipeline))
+        .and_then(|p| p["in_force"].as_str().map(str::to_string))
+        .ok_or(st)
+}
+
+/// Pins `pipeline` to `profile` for `ttl` through the daemon's authenticated override
+/// API; panics unless it answers 200.
+pub fn pin(daemon_url: &str, token: &str, pipeline: &str, profile: &str, ttl: &str) {
+    let (code, text) = request(
+        "POST",
+        &format!("{daemon_url}/api/v1/override"),
+        &[("Authorization", &format!("Bearer {token}"))],
+        Some(
+            serde_json::json!({ "pipeline": pipeline, "profile": profile, "ttl": ttl, "reason": "test" })
+                .to_string(),
+        ),
+    )
+    .expect("the override API answers");
+    assert_eq!(code, 200, "{text}");
 }
