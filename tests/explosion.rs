@@ -42,6 +42,7 @@ fn run(base: f64, noise: f64, seed: u64) -> ControllerRun {
         demand: trace.demand().to_vec(),
         start: trace.timestamps[0],
         tick: TICK,
+        times: Vec::new(),
         budget_series: BUDGET,
         plant,
         policies: vec![policy],
@@ -120,6 +121,7 @@ fn calm_traffic_requests_no_emergency() {
         demand: trace.demand().to_vec(),
         start: trace.timestamps[0],
         tick: TICK,
+        times: Vec::new(),
         budget_series: BUDGET,
         plant: Plant {
             ladder: policy.profiles().to_vec(),
@@ -137,4 +139,98 @@ fn calm_traffic_requests_no_emergency() {
         None,
         "a daily cycle under budget is no explosion"
     );
+}
+
+/// Runs `spec` under the default policy and returns the run.
+fn run_spec(spec: &SynthSpec) -> ControllerRun {
+    let trace = generate(spec, TICK, Timestamp::from_secs(1_700_000_000));
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let policy = ValidatedPolicy::from_file(&root.join("policies/default.yaml")).unwrap();
+    let sim = Simulation {
+        demand: trace.demand().to_vec(),
+        start: trace.timestamps[0],
+        tick: TICK,
+        times: Vec::new(),
+        budget_series: BUDGET,
+        plant: Plant {
+            ladder: policy.profiles().to_vec(),
+            delay_ticks: 1,
+            noise: 0.0,
+            seed: 0,
+            failure_rate: 0.0,
+        },
+        policies: vec![policy],
+        baselines: Vec::new(),
+    };
+    sim.run(&mut |_| {}).remove(0)
+}
+
+fn emergencies(r: &ControllerRun) -> Vec<String> {
+    r.ticks
+        .iter()
+        .filter_map(|t| match t.note {
+            Note::Switched(k) if r.texts[k as usize].contains(": emergency") => {
+                Some(r.texts[k as usize].clone())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// A steep rise on a low baseline that stops below what the profile in force can carry
+/// (conservative keeps 90%: 111k series of demand fit the 100k budget) is no emergency:
+/// the explosion rule only acts when the rise is headed over that capacity within its
+/// horizon. The ladder may still escalate if the prediction says the profile will not fit.
+#[test]
+fn a_steep_rise_that_stops_below_capacity_is_no_emergency() {
+    let capacity = BUDGET / 0.9;
+    for (base, top, over, seed) in [
+        (15_000.0, 0.85, 20, 1),
+        (15_000.0, 0.6, 20, 2),
+        (30_000.0, 0.85, 40, 3),
+        (20_000.0, 0.7, 80, 4),
+    ] {
+        let spec = SynthSpec {
+            shape: Synth::Explosion {
+                base,
+                at_tick: 480,
+                factor: top * capacity / base,
+                over_ticks: over,
+            },
+            components: Vec::new(),
+            ticks: 1440,
+            noise: 0.03,
+            seed,
+        };
+        let r = run_spec(&spec);
+        assert_eq!(
+            emergencies(&r),
+            Vec::<String>::new(),
+            "base {base}, top {top} × capacity over {over} ticks"
+        );
+    }
+}
+
+/// The same shape going ten times over: the explosion rule still fires.
+#[test]
+fn a_real_explosion_still_fires() {
+    for (base, over) in [(20_000.0, 20), (30_000.0, 80)] {
+        let spec = SynthSpec {
+            shape: Synth::Explosion {
+                base,
+                at_tick: 480,
+                factor: 10.0,
+                over_ticks: over,
+            },
+            components: Vec::new(),
+            ticks: 1440,
+            noise: 0.03,
+            seed: 5,
+        };
+        let r = run_spec(&spec);
+        assert!(
+            !emergencies(&r).is_empty(),
+            "base {base} ×10 over {over} ticks: no emergency"
+        );
+    }
 }

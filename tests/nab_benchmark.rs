@@ -74,6 +74,7 @@ fn mean_over(files: &[PathBuf]) -> Vec<Metrics> {
             demand: trace.demand().to_vec(),
             start: trace.timestamps[0],
             tick: Duration::from_secs(15),
+            times: Vec::new(),
             budget_series: BUDGET,
             plant: plant.clone(),
             policies: vec![policy.clone()],

@@ -3,6 +3,7 @@
 //! check that scorer. The `phoenix anomaly bench|score` commands and the tests use it to
 //! measure the core's detectors; nothing on the control path depends on it.
 
+pub mod control;
 pub mod nab;
 pub mod nab_baselines;
 pub mod variants;

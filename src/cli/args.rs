@@ -215,3 +215,12 @@ mod tests {
         assert_eq!(err("a=0.5,b=x"), "\"x\" is not a number");
     }
 }
+
+/// The `bench` subcommands: validation protocols run on shared data, its stressed variants
+/// and synthetic sweeps.
+#[derive(clap::Subcommand, Debug)]
+pub enum Bench {
+    /// Evaluate a policy (and its mechanisms turned off one at a time) against the HPA and
+    /// threshold baselines: shared NAB series, stressed variants, synthetic sweeps.
+    Control(super::bench_control::BenchControlArgs),
+}

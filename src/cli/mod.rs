@@ -5,13 +5,14 @@
 //! One module per command group, each with its arguments (an `Args` struct or a
 //! `Subcommand` enum), a `run` function returning the exit code, and its own error enum:
 //! `simulate`, `policy` (`policy check`), `anomaly` (`anomaly score|bench`), `replay`,
-//! `loadgen` (the workload exporter). Adding a group (`run`) is a new module here, a variant of `Command`, an arm in
+//! `loadgen` (the workload exporter), `bench_control` (`bench control`). Adding a group (`run`) is a new module here, a variant of `Command`, an arm in
 //! [`run`] and, if it can fail, a variant of [`CliError`]. Shared pieces: `args` (value
 //! parsers for durations, ladders, rescaling), [`output`] (output path checks) and
 //! `progress` (the progress bar).
 
 pub mod anomaly;
 mod args;
+pub mod bench_control;
 pub mod loadgen;
 pub mod output;
 pub mod policy;
@@ -47,6 +48,11 @@ enum Command {
         #[command(subcommand)]
         command: anomaly::AnomalyCommand,
     },
+    /// Validation protocols on shared data, stressed variants and synthetic sweeps.
+    Bench {
+        #[command(subcommand)]
+        command: args::Bench,
+    },
     /// Re-run a journal: check record/replay parity, or try another policy on it.
     Replay(replay::ReplayArgs),
     /// Run the daemon: sample, decide, apply, serve metrics and the status API.
@@ -66,6 +72,9 @@ pub enum CliError {
     /// `phoenix anomaly score|bench` failed.
     #[error(transparent)]
     Anomaly(#[from] anomaly::AnomalyError),
+    /// `phoenix bench control` failed.
+    #[error(transparent)]
+    BenchControl(#[from] bench_control::BenchError),
     /// `phoenix replay` failed.
     #[error(transparent)]
     Replay(#[from] replay::ReplayError),
@@ -83,6 +92,9 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Simulate(args) => simulate::run(args)?,
         Command::Policy { command } => policy::run(command),
         Command::Anomaly { command } => anomaly::run(command)?,
+        Command::Bench { command } => match command {
+            args::Bench::Control(a) => bench_control::run(a)?,
+        },
         Command::Replay(args) => replay::run(args)?,
         Command::Run(args) => run::run(args)?,
         Command::Loadgen(args) => loadgen::run(args)?,
