@@ -285,6 +285,16 @@ fn relaxation_comes_one_relax_window_after_the_last_high_sample() {
         c.prediction.relax_window = Duration::from_secs(window);
         c.guards.min_dwell_relax = Duration::from_secs(window);
         c.prediction.persistence_threshold = 0.0;
+        // No trend and no PID: the escalation lands on balanced, which fits the high
+        // samples, so the only relaxation is back to conservative and nothing but the
+        // relax rule is measured. (With the trend, a step's slope overshoots to
+        // aggressive; aggressive→balanced then comes when the dwell allows, and
+        // balanced→conservative a dwell after that.)
+        c.prediction.horizon = Duration::ZERO;
+        c.prediction.volatility_k = 0.0;
+        c.pid.kp = 0.0;
+        c.pid.ki = 0.0;
+        c.pid.kd = 0.0;
         let (high, relaxed) = relax_after_last_high(c, Duration::from_secs(step));
         assert_eq!(
             relaxed.saturating_since(high),
