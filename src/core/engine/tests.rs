@@ -147,6 +147,8 @@ fn relax_for_is_sample_time_at_any_sampling_rate() {
     c.tick = Duration::from_secs(3600);
     c.bad_input.max_sample_age = Duration::from_secs(2 * 3600);
     c.guards.min_dwell_relax = Duration::from_secs(60);
+    // A streak on top of the window (the shipped default has none).
+    c.hysteresis.relax_for = Duration::from_secs(90);
     c.prediction.relax_window = Duration::from_secs(60);
     c.initial_profile = 1;
     let mut e = Engine::new(c.clone());
@@ -171,6 +173,8 @@ fn a_gap_restarts_a_streak() {
     let mut c = cfg();
     c.initial_profile = 1;
     c.guards.min_dwell_relax = Duration::from_secs(15);
+    // A streak on top of the window (the shipped default has none).
+    c.hysteresis.relax_for = Duration::from_secs(90);
     let mut e = Engine::new(c.clone());
     // Fits at 0, 15, 30, 45, 60, then a two-hour gap, then fits again: relax_for (90s)
     // counts from after the gap, never across it.
