@@ -69,6 +69,7 @@ fn simulation_run(c: &mut Criterion) {
         demand: demand(TICKS),
         start: Timestamp::from_secs(START_SECS),
         tick: TICK,
+        times: Vec::new(),
         budget_series: BUDGET,
         plant: Plant {
             ladder: policy.profiles().to_vec(),

@@ -669,7 +669,7 @@ fn sigkill_during_applies_leaves_the_old_or_the_new_config_and_no_extra_switch()
     // Every loop switches: the policy's switch budget (9 an hour) would block most.
     let mut l = Loop::start(Opts {
         edit: |t| {
-            let t2 = t.replace("max_switches: 9", "max_switches: 1000");
+            let t2 = t.replace("max_switches: 12", "max_switches: 1000");
             assert_ne!(t, t2, "policies/default.yaml changed");
             t2
         },
@@ -772,7 +772,7 @@ fn apply_latency_decision_to_verified_is_measured() {
     // histogram (render → promtool → write → reload → verified) and, coarser, the time
     // from the override's answer until Prometheus serves the new rules (100 ms polls).
     let l = Loop::start(Opts {
-        edit: |t| t.replace("max_switches: 9", "max_switches: 1000"),
+        edit: |t| t.replace("max_switches: 12", "max_switches: 1000"),
         ..Opts::default()
     });
     l.wait_ready();

@@ -62,7 +62,7 @@ fn policy_text() -> String {
             "  enabled: false\n  # zscore",
             "  enabled: true\n  # zscore",
         )
-        .replace("max_switches: 9", "max_switches: 1000"),
+        .replace("max_switches: 12", "max_switches: 1000"),
     );
     assert!(
         text.contains("  enabled: true\n  # zscore") && text.contains("max_switches: 1000"),

@@ -4,6 +4,7 @@
 //! measure the core's detectors; nothing on the control path depends on it.
 
 pub mod anomaly_protocol;
+pub mod control;
 pub mod nab;
 pub mod nab_baselines;
 pub mod variants;

@@ -86,6 +86,7 @@ fn simulation(trace: &phoenix::sim::trace::Trace, policy: &ValidatedPolicy) -> S
         demand: trace.demand().to_vec(),
         start: trace.timestamps.first().copied().unwrap_or_default(),
         tick: TICK,
+        times: Vec::new(),
         budget_series: BUDGET,
         plant: Plant {
             ladder: policy.profiles().to_vec(),

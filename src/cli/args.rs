@@ -14,6 +14,9 @@ pub enum BenchCommand {
     /// baselines, on the NAB corpus and every stressed variant: NAB standard per variant,
     /// per category and per file, the worst variant and the pooled score.
     Anomaly(super::bench_anomaly::BenchAnomalyArgs),
+    /// Evaluate a policy (and its mechanisms turned off one at a time) against the HPA and
+    /// threshold baselines: shared NAB series, stressed variants, synthetic sweeps.
+    Control(super::bench_control::BenchControlArgs),
 }
 
 /// A profile ladder given on the command line, least to most reducing, already checked.

@@ -5,8 +5,8 @@
 //! One module per command group, each with its arguments (an `Args` struct or a
 //! `Subcommand` enum), a `run` function returning the exit code, and its own error enum:
 //! `simulate`, `policy` (`policy check`), `anomaly` (`anomaly score|bench`), `replay`,
-//! `loadgen` (the workload exporter), `bench_anomaly` (`bench anomaly`, the anomaly
-//! validation protocol; the `bench` group's enum is in `args`). Adding a group (`run`) is a new module here, a variant of `Command`, an arm in
+//! `loadgen` (the workload exporter), `bench_anomaly` and `bench_control` (`bench anomaly|control`,
+//! the validation protocols; the `bench` group's enum is in `args`). Adding a group (`run`) is a new module here, a variant of `Command`, an arm in
 //! [`run`] and, if it can fail, a variant of [`CliError`]. Shared pieces: `args` (value
 //! parsers for durations, ladders, rescaling), [`output`] (output path checks) and
 //! `progress` (the progress bar).
@@ -14,6 +14,7 @@
 pub mod anomaly;
 mod args;
 pub mod bench_anomaly;
+pub mod bench_control;
 pub mod loadgen;
 pub mod output;
 pub mod policy;
@@ -73,9 +74,12 @@ pub enum CliError {
     /// `phoenix anomaly score|bench` failed.
     #[error(transparent)]
     Anomaly(#[from] anomaly::AnomalyError),
-    /// `phoenix bench ...` failed.
+    /// `phoenix bench anomaly` failed.
     #[error(transparent)]
     BenchAnomaly(#[from] bench_anomaly::BenchAnomalyError),
+    /// `phoenix bench control` failed.
+    #[error(transparent)]
+    BenchControl(#[from] bench_control::BenchError),
     /// `phoenix replay` failed.
     #[error(transparent)]
     Replay(#[from] replay::ReplayError),
@@ -95,6 +99,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Anomaly { command } => anomaly::run(command)?,
         Command::Bench { command } => match command {
             args::BenchCommand::Anomaly(a) => bench_anomaly::run(a)?,
+            args::BenchCommand::Control(a) => bench_control::run(a)?,
         },
         Command::Replay(args) => replay::run(args)?,
         Command::Run(args) => run::run(args)?,

@@ -243,6 +243,7 @@ pub fn run(args: SimulateArgs) -> Result<ExitCode, SimulateError> {
                 demand: trace.demand().to_vec(),
                 start: trace.timestamps.first().copied().unwrap_or_default(),
                 tick: args.tick,
+                times: Vec::new(),
                 budget_series: args.budget,
                 plant: plant.clone(),
                 policies: policies.clone(),

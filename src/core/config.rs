@@ -183,7 +183,8 @@ pub struct EngineConfig {
 }
 
 impl EngineConfig {
-    /// A reasonable configuration for tests and benchmarks: the shipped default ladder.
+    /// The shipped defaults (`policies/default.yaml` spells the same values out, and a
+    /// policy that omits a field gets it from here); docs/control.md explains them.
     pub fn example(budget_series: f64) -> Self {
         let profiles = [
             ("conservative", 0.9),
@@ -211,24 +212,24 @@ impl EngineConfig {
                 output_limit: 0.1,
             },
             hysteresis: HysteresisConfig {
-                escalate_above: 0.987,
+                escalate_above: 1.0,
                 relax_below: 0.95,
                 escalate_for: Duration::ZERO,
-                relax_for: Duration::from_secs(90),
+                relax_for: Duration::ZERO,
             },
             prediction: PredictionConfig {
                 window: Duration::from_secs(120),
                 horizon: Duration::from_secs(15),
                 volatility_k: 0.04,
-                relax_window: Duration::from_secs(330),
-                persistence_threshold: 0.42,
+                relax_window: Duration::from_secs(300),
+                persistence_threshold: 0.0,
                 transient_confirm: Duration::from_secs(45),
             },
             guards: GuardsConfig {
                 min_dwell_escalate: Duration::from_secs(15),
-                min_dwell_relax: Duration::from_secs(420),
+                min_dwell_relax: Duration::from_secs(300),
                 switch_budget: SwitchBudget {
-                    max_switches: 9,
+                    max_switches: 12,
                     window: Duration::from_secs(3600),
                 },
                 oscillation: OscillationConfig {
@@ -237,8 +238,8 @@ impl EngineConfig {
                     max_doublings: 5,
                 },
                 emergency: EmergencyConfig {
-                    hard_ratio: 1.95,
-                    lockout: Duration::from_secs(240),
+                    hard_ratio: 2.0,
+                    lockout: Duration::from_secs(600),
                 },
                 override_max_ttl: Duration::from_secs(24 * 3600),
             },
@@ -255,7 +256,7 @@ impl EngineConfig {
                 threshold: DEFAULT_THRESHOLD,
                 request_emergency: true,
                 trend_window: Duration::from_secs(120),
-                horizon: Duration::from_secs(600),
+                horizon: Duration::from_secs(30),
             }),
         }
     }

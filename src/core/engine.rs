@@ -240,12 +240,12 @@ const MAX_SERIES: f64 = 1e15;
 // How straight the output's recent rise must be for the explosion rule: a least-squares
 // line explaining 80% of the variance is a ramp, not noise or a lone spike.
 const EXPLOSION_R2: f64 = 0.8;
-// How fast the output must grow along that line, as a share of its level per minute: an
-// explosion multiplies series within minutes, while noise that happens to line up for a
-// few samples, or a daily peak, moves a few percent an hour. Per unit time, so it means
-// the same at any sampling rate (the earlier rule, 25% within an 8-sample window at 15 s,
-// was 14%/min at 15 s but 0.6%/min on hourly data).
-const EXPLOSION_MIN_GROWTH_PER_MIN: f64 = 0.15;
+// How long an anomaly flag marks the onset of an explosion: an unbounded label multiplies
+// series within minutes, so a rise flagged up to ten minutes ago that is still climbing
+// along a clean line is the same event. (The rule used to need the flag within the trend
+// window, 2 min, which by the time a rise nears capacity has long passed: the detectors
+// flag the onset, then adapt to the climb.)
+const EXPLOSION_ONSET_MEMORY: Duration = Duration::from_secs(600);
 // Memory of the excursion-persistence estimate: about the last five excursions.
 const PERSISTENCE_ALPHA: f64 = 0.2;
 
@@ -1019,12 +1019,18 @@ impl Engine {
         (s_in, s_out)
     }
 
-    /// The explosion rule: a watched signal was flagged anomalous within the trend window,
-    /// the output's recent history is a clean upward line (R² ≥ `EXPLOSION_R2`, at least
-    /// three samples) growing by at least `EXPLOSION_MIN_GROWTH_PER_MIN` of its level per
-    /// minute, and that line crosses the budget within the horizon. Each alone is common
-    /// and harmless (a dip or a lone spike is anomalous, a daily peak trends up); together
-    /// they are the unbounded-label case that must not wait for the ladder's normal pace.
+    /// The explosion rule: a watched signal was flagged anomalous within
+    /// `EXPLOSION_ONSET_MEMORY` (or the trend window, if longer), the output's recent
+    /// history is a clean upward line (R² ≥ `EXPLOSION_R2`, at least three samples), and
+    /// that line crosses the budget within the horizon: the rise is headed over the
+    /// capacity of the profile in force (output is measured under it, so output over
+    /// budget is input over `budget / retention in force`). A rise that stops below that
+    /// capacity never meets the last condition however steep it is, as long as the horizon
+    /// is short (the default, 1 min, is about the time an escalation needs to be in force,
+    /// plus margin); a longer horizon projects a short steep rise far past where it stops.
+    /// Each condition alone is common and harmless (a dip or a lone spike is anomalous, a
+    /// daily peak trends up); together they are the unbounded-label case that must not
+    /// wait for the ladder's normal pace.
     fn explosion(&self, at: Timestamp, output: f64) -> Option<Cause> {
         let cfg = self.cfg.anomaly.as_ref().filter(|a| a.request_emergency)?;
         let st = self.state.anomaly.as_ref()?;
@@ -1033,17 +1039,14 @@ impl Engine {
         }
         let flag = st
             .last_flag
-            .filter(|f| at.saturating_since(f.at) < cfg.trend_window)?;
+            .filter(|f| at.saturating_since(f.at) < EXPLOSION_ONSET_MEMORY.max(cfg.trend_window))?;
         let fit = self
             .state
             .samples
             .trend_fit(Series::Output, cfg.trend_window, 3)?;
         let predicted = fit.fitted_latest + fit.slope_per_sec * cfg.horizon.as_secs_f64();
-        let start = fit.fitted_latest - fit.slope_per_sec * fit.span.as_secs_f64();
-        let growth_per_min = fit.slope_per_sec * 60.0 / start.max(1.0);
         if !(fit.slope_per_sec > 0.0
             && fit.r2 >= EXPLOSION_R2
-            && growth_per_min >= EXPLOSION_MIN_GROWTH_PER_MIN
             && predicted > self.cfg.budget_series)
         {
             return None;

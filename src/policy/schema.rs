@@ -608,7 +608,7 @@ impl Default for RawAnomaly {
             threshold: crate::core::anomaly::DEFAULT_THRESHOLD,
             request_emergency: true,
             trend_window: std::time::Duration::from_secs(120),
-            horizon: std::time::Duration::from_secs(600),
+            horizon: std::time::Duration::from_secs(30),
         });
         let signals = [
             (a.watch_input, AnomalySignal::Input),

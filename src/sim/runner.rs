@@ -3,7 +3,9 @@
 //! tick.
 //!
 //! Time is virtual: tick `i` happens at `start + i·tick`, whatever the trace's own
-//! timestamps say, so a year of 15 s ticks replays in well under a second. The plant
+//! timestamps say, so a year of 15 s ticks replays in well under a second; or, when the
+//! run is given one timestamp per tick (irregular sampling, outages), at that timestamp,
+//! so the engine's durations meet the gaps they would meet in production. The plant
 //! behaves as the daemon's actuator does: it takes the controller's apply requests (for a
 //! policy, exactly the engine's `ApplyProfile` actions); an apply requested after observing
 //! tick `t` ends at tick `t + delay` (delay ≥ 1: the output of a tick is observed before
@@ -250,6 +252,8 @@ pub struct RunSpec<'a> {
     pub start: Timestamp,
     /// Tick length.
     pub tick: Duration,
+    /// Time of each tick, when the ticks are not regular (empty: `start + i·tick`).
+    pub times: &'a [Timestamp],
     /// Output budget.
     pub budget_series: f64,
     /// The plant.
@@ -257,6 +261,14 @@ pub struct RunSpec<'a> {
 }
 
 impl RunSpec<'_> {
+    /// Virtual time of tick `i`: its own timestamp if the run has them, else regular.
+    pub fn time(&self, i: usize) -> Timestamp {
+        self.times
+            .get(i)
+            .copied()
+            .unwrap_or_else(|| tick_time(self.start, self.tick, i))
+    }
+
     fn empty_run(&self, name: &str) -> ControllerRun {
         ControllerRun {
             name: name.to_string(),
@@ -296,7 +308,7 @@ pub fn run(
             }
             apply_ended = Some((p, seq, ok));
         }
-        let now = tick_time(spec.start, spec.tick, i);
+        let now = spec.time(i);
         let mut output = input * plant.ladder[in_force].retention;
         if let Some(n) = noise.as_mut() {
             output *= n.factor();
@@ -352,7 +364,7 @@ pub fn run_oracle(spec: &RunSpec) -> ControllerRun {
         };
         out.ticks.push(TickRecord {
             tick: i as u32,
-            timestamp: tick_time(spec.start, spec.tick, i),
+            timestamp: spec.time(i),
             input,
             output: input * out.retentions[p],
             profile: p as u8,

@@ -77,8 +77,12 @@ pub struct Simulation {
     pub demand: Vec<f64>,
     /// Virtual time of tick 0.
     pub start: Timestamp,
-    /// Tick length (rows are consecutive ticks whatever their timestamps).
+    /// Tick length (rows are consecutive ticks whatever their timestamps, unless `times`
+    /// gives each its own).
     pub tick: Duration,
+    /// Time of each tick, for irregular sampling and outages (empty: `start + i·tick`).
+    /// When given it must be as long as `demand` and increasing.
+    pub times: Vec<Timestamp>,
     /// Output budget in series.
     pub budget_series: f64,
     /// The modelled collector.
@@ -96,6 +100,7 @@ impl Simulation {
             demand: trace.demand().to_vec(),
             start: trace.timestamps.first().copied().unwrap_or_default(),
             tick: sc.tick,
+            times: Vec::new(),
             budget_series: sc.budget_series,
             plant: sc.plant.clone(),
             policies,
@@ -162,6 +167,7 @@ impl Simulation {
             demand: &self.demand,
             start: self.start,
             tick: self.tick,
+            times: &self.times,
             budget_series: self.budget_series,
             plant: &self.plant,
         };

@@ -692,26 +692,25 @@ pub fn loadgen_policy(input: &str) -> String {
 pub fn fast_policy(input: &str, output: &str) -> String {
     let text = loadgen_policy(input)
         .replace("sum by (pipeline) (loadgen_output_series)", output)
-        .replace(
-            "    escalate: 15s\n    relax: 7m",
-            "    escalate: 2s\n    relax: 6s",
-        )
-        .replace("relax_for: 1m30s", "relax_for: 4s")
-        .replace("relax_window: 5m30s", "relax_window: 6s")
+        .replace("    escalate: 15s\n", "    escalate: 2s\n")
+        .replace("    relax: 5m\n", "    relax: 6s\n")
+        .replace("relax_window: 5m\n", "relax_window: 6s\n")
         .replace("transient_confirm: 45s", "transient_confirm: 2s")
         .replace("settle: 30s", "settle: 2s")
         .replace(
             "  oscillation:\n    window: 2m\n    cooldown: 16m",
             "  oscillation:\n    window: 3s\n    cooldown: 2s",
         )
-        .replace("lockout: 4m", "lockout: 4s")
+        .replace("lockout: 10m", "lockout: 4s")
         .replace(
             "  enabled: true\n  # zscore",
             "  enabled: false\n  # zscore",
         );
     for needle in [
-        "relax: 6s",
-        "relax_for: 4s",
+        "    escalate: 2s\n",
+        "    relax: 6s\n",
+        "relax_window: 6s\n",
+        "lockout: 4s",
         "cooldown: 2s",
         "enabled: false",
         output,

@@ -147,6 +147,8 @@ fn relax_for_is_sample_time_at_any_sampling_rate() {
     c.tick = Duration::from_secs(3600);
     c.bad_input.max_sample_age = Duration::from_secs(2 * 3600);
     c.guards.min_dwell_relax = Duration::from_secs(60);
+    // A streak on top of the window (the shipped default has none).
+    c.hysteresis.relax_for = Duration::from_secs(90);
     c.prediction.relax_window = Duration::from_secs(60);
     c.initial_profile = 1;
     let mut e = Engine::new(c.clone());
@@ -171,6 +173,8 @@ fn a_gap_restarts_a_streak() {
     let mut c = cfg();
     c.initial_profile = 1;
     c.guards.min_dwell_relax = Duration::from_secs(15);
+    // A streak on top of the window (the shipped default has none).
+    c.hysteresis.relax_for = Duration::from_secs(90);
     let mut e = Engine::new(c.clone());
     // Fits at 0, 15, 30, 45, 60, then a two-hour gap, then fits again: relax_for (90s)
     // counts from after the gap, never across it.
@@ -242,4 +246,64 @@ fn a_persisted_engine_is_small() {
     let bytes = serde_json::to_vec(&e.state()).unwrap().len();
     // Without detectors: the sample history (22 samples at 15 s) and a few numbers.
     assert!(bytes <= 3_000, "{bytes} bytes");
+}
+
+/// Steps an engine on samples every `step` (the one configured in force as the plant
+/// reports it): a quiet hour, three samples of demand that need `balanced`, then quiet
+/// again; returns the time of the last high sample and of the relaxation.
+fn relax_after_last_high(mut c: EngineConfig, step: Duration) -> (Timestamp, Timestamp) {
+    c.tick = step;
+    let s = step.as_secs() as i64;
+    let mut e = Engine::new(c.clone());
+    let mut in_force = 0;
+    let mut last_high = None;
+    for i in 0..(4 * 3600 / s + 24 * 3600 / s) {
+        let t = at(s * i);
+        let quiet_hour = 3600 / s;
+        let high = (quiet_hour..quiet_hour + 3).contains(&i);
+        let input = if high { 150_000.0 } else { 50_000.0 };
+        if high {
+            last_high = Some(t);
+        }
+        let st = e.step(t, &obs(&c, input, in_force, t));
+        if let Some(d) = st.switched()
+            && !d.escalation
+        {
+            return (last_high.unwrap(), t);
+        }
+        // The plant applies a decision by the next sample.
+        in_force = e.current();
+    }
+    panic!("never relaxed");
+}
+
+/// The one relax rule: relax to the least reducing profile that fitted every sample of the
+/// last `relax_window`. With no streak on top and the relax dwell no longer than the
+/// window, that is `relax_window` after the last sample that did not fit, on the first
+/// sample at or after it, whatever the sampling rate.
+#[test]
+fn relaxation_comes_one_relax_window_after_the_last_high_sample() {
+    for (step, window) in [(15, 300), (3600, 3 * 3600)] {
+        let mut c = cfg();
+        c.hysteresis.relax_for = Duration::ZERO;
+        c.prediction.relax_window = Duration::from_secs(window);
+        c.guards.min_dwell_relax = Duration::from_secs(window);
+        c.prediction.persistence_threshold = 0.0;
+        // No trend and no PID: the escalation lands on balanced, which fits the high
+        // samples, so the only relaxation is back to conservative and nothing but the
+        // relax rule is measured. (With the trend, a step's slope overshoots to
+        // aggressive; aggressive→balanced then comes when the dwell allows, and
+        // balanced→conservative a dwell after that.)
+        c.prediction.horizon = Duration::ZERO;
+        c.prediction.volatility_k = 0.0;
+        c.pid.kp = 0.0;
+        c.pid.ki = 0.0;
+        c.pid.kd = 0.0;
+        let (high, relaxed) = relax_after_last_high(c, Duration::from_secs(step));
+        assert_eq!(
+            relaxed.saturating_since(high),
+            Duration::from_secs(window),
+            "{step}s samples"
+        );
+    }
 }
