@@ -35,7 +35,7 @@
 use phoenix::core::anomaly::DetectorKind;
 use phoenix::core::config::{
     AnomalyConfig, BadInputConfig, EmergencyConfig, GuardsConfig, HysteresisConfig,
-    OscillationConfig, PidConfig, PredictionConfig, ProfileSpec, SwitchBudget,
+    OscillationConfig, PidConfig, PredictionConfig, ProfileSpec, RefusedConfig, SwitchBudget,
 };
 use phoenix::core::engine::{OverrideState, SwitchRecord};
 use phoenix::core::event::{Cause, Decision, Evaluation, Guard, Hold};
@@ -393,6 +393,11 @@ fn config_at(tick: u64, lim: Limits) -> impl Strategy<Value = EngineConfig> {
                     lockout,
                 },
                 override_max_ttl: ttl,
+                // Reuses the flap guard's draws: same kind of duration and exponent.
+                refused: RefusedConfig {
+                    backoff: oc,
+                    max_doublings: od,
+                },
             },
         );
     // A sample may be one to four ticks old (plus up to a tick), so regular sampling
@@ -2258,6 +2263,7 @@ fn expected_restore(b: &EngineConfig, sa: &EngineState) -> EngineState {
         .pinned
         .clone()
         .filter(|p: &OverrideState<String>| has(&p.profile));
+    e.refused = sa.refused.clone().filter(|r| has(&r.profile));
     e.measured_retention = sa
         .measured_retention
         .iter()
@@ -2275,6 +2281,7 @@ fn referenced(s: &EngineState) -> BTreeSet<String> {
         out.insert(r.to.clone());
     }
     out.extend(s.pinned.iter().map(|p| p.profile.clone()));
+    out.extend(s.refused.iter().map(|r| r.profile.clone()));
     out.extend(s.measured_retention.iter().map(|(p, _)| p.clone()));
     out
 }

@@ -89,6 +89,20 @@ pub struct OscillationConfig {
     pub max_doublings: u32,
 }
 
+/// After an apply of a profile failed or was rolled back, that profile is not decided
+/// again for `backoff`, doubled for each further refusal in a row up to `2^max_doublings`
+/// times. Without it the ladder, still wanting the profile, would decide it again as soon
+/// as the dwell allows: a collector reload and a rollback every few seconds, and the
+/// switch budget spent on a config the collector will not take.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RefusedConfig {
+    /// How long a refused profile is not decided again (0 = retry at once).
+    pub backoff: Duration,
+    /// Each further refusal of the same profile doubles the backoff, at most this many
+    /// times.
+    pub max_doublings: u32,
+}
+
 /// Emergency: jump to the most reducing profile and lock relaxation out.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EmergencyConfig {
@@ -115,6 +129,14 @@ pub struct GuardsConfig {
     pub emergency: EmergencyConfig,
     /// Longest TTL a manual override may ask for.
     pub override_max_ttl: Duration,
+    /// Backoff after a profile's apply failed or was rolled back.
+    #[serde(default = "default_refused")]
+    pub refused: RefusedConfig,
+}
+
+/// The refused-profile backoff of configs saved before it existed.
+fn default_refused() -> RefusedConfig {
+    EngineConfig::example(1.0).guards.refused
 }
 
 /// What to do when the input is bad (Empty, Stale, Error).
@@ -242,6 +264,13 @@ impl EngineConfig {
                     lockout: Duration::from_secs(600),
                 },
                 override_max_ttl: Duration::from_secs(24 * 3600),
+                // Ten minutes, doubling to 80: long enough that a config the collector
+                // refuses costs a few reloads an hour, short enough that a collector fixed
+                // by hand (or a policy reload) gets the profile back within the hour.
+                refused: RefusedConfig {
+                    backoff: Duration::from_secs(600),
+                    max_doublings: 3,
+                },
             },
             bad_input: BadInputConfig {
                 max_sample_age: Duration::from_secs(60),

@@ -49,6 +49,18 @@ pub struct SwitchRecord<P = usize> {
     pub to: P,
 }
 
+/// A profile the collector refused (its apply failed or was rolled back), and until when
+/// it is not decided again.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RefusedState<P = usize> {
+    /// The refused profile.
+    pub profile: P,
+    /// When it may be decided again.
+    pub until: Timestamp,
+    /// Refusals of it in a row (the backoff's doubling exponent, plus one).
+    pub refusals: u32,
+}
+
 /// A manual pin.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct OverrideState<P = usize> {
@@ -136,6 +148,10 @@ pub struct EngineStateOf<P> {
     pub flap_memory_until: Option<Timestamp>,
     /// Manual override, if any.
     pub pinned: Option<OverrideState<P>>,
+    /// The profile last refused by the collector, if any (kept after its backoff ends, so
+    /// a further refusal doubles it).
+    #[serde(default)]
+    pub refused: Option<RefusedState<P>>,
     /// The PID correction, integral included.
     pub pid: PidCorrection,
     /// Time of the newest sample evaluated (a sample no newer is no news).
@@ -199,6 +215,13 @@ impl<P> EngineStateOf<P> {
                     profile: f(&p.profile)?,
                     until: p.until,
                     by: p.by,
+                })
+            }),
+            refused: self.refused.and_then(|r| {
+                Some(RefusedState {
+                    profile: f(&r.profile)?,
+                    until: r.until,
+                    refusals: r.refusals,
                 })
             }),
             pid: self.pid,
@@ -267,6 +290,7 @@ impl Engine {
             flaps: 0,
             flap_memory_until: None,
             pinned: None,
+            refused: None,
             pid: PidCorrection::new(),
             last_sample_at: None,
             bad_since: None,
@@ -301,6 +325,7 @@ impl Engine {
             .into_iter()
             .chain(state.history.iter().flat_map(|r| [&r.from, &r.to]))
             .chain(state.pinned.iter().map(|p| &p.profile))
+            .chain(state.refused.iter().map(|r| &r.profile))
             .chain(state.measured_retention.iter().map(|(p, _)| p))
             .filter(|n| cfg.profile_index(n).is_none())
             .cloned()
@@ -401,6 +426,9 @@ impl Engine {
         }
         if let Some(p) = s.pinned.as_ref().filter(|p| p.until > now) {
             out.push((Guard::Override, p.until));
+        }
+        if let Some(r) = s.refused.as_ref().filter(|r| r.until > now) {
+            out.push((Guard::Refused, r.until));
         }
         out
     }
@@ -639,6 +667,14 @@ impl Engine {
         if let Some(p) = obs.in_force.filter(|&p| p < n) {
             in_force = p;
         }
+        // The collector took the profile after all: its refusals are history.
+        if self.state.refused.as_ref().is_some_and(|r| {
+            obs.applies
+                .iter()
+                .any(|a| a.profile == r.profile && a.outcome == ApplyOutcome::Applied)
+        }) {
+            self.state.refused = None;
+        }
         if in_force != before {
             self.state.in_force = in_force;
             self.state.in_force_since = Some(now);
@@ -653,6 +689,19 @@ impl Engine {
                 && !matches!(a.outcome, ApplyOutcome::Applied)
         });
         if failed_decided {
+            // Not again for a while: the ladder still wants it, and deciding it at the
+            // next chance would reload the collector into the same refusal.
+            let r = &self.cfg.guards.refused;
+            let refusals = match &self.state.refused {
+                Some(prev) if prev.profile == self.state.decided => prev.refusals + 1,
+                _ => 1,
+            };
+            let factor = 1u32 << (refusals - 1).min(r.max_doublings).min(20);
+            self.state.refused = Some(RefusedState {
+                profile: self.state.decided,
+                until: now.plus(r.backoff.saturating_mul(factor)),
+                refusals,
+            });
             self.state.decided = self.state.in_force;
             self.state.escalate_since = None;
             self.state.relax_since = None;
@@ -1106,6 +1155,15 @@ impl Engine {
                     return block(Guard::Oscillation, Some(last.at.plus(g.oscillation.window)));
                 }
             }
+        }
+        // A pin is an SRE's explicit ask: it may try a refused profile again.
+        if !overriding
+            && let Some(r) = s
+                .refused
+                .as_ref()
+                .filter(|r| r.profile == to && r.until > now)
+        {
+            return block(Guard::Refused, Some(r.until));
         }
         if !overriding && let Some(last) = s.last_switch_at {
             // After an emergency the lockout guards relaxing instead of the relax dwell.

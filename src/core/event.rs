@@ -470,17 +470,21 @@ pub enum Guard {
     Lockout,
     /// A manual override pins the profile.
     Override,
+    /// The wanted profile's last apply failed or was rolled back; it is not decided again
+    /// before the backoff ends.
+    Refused,
 }
 
 impl Guard {
     /// Every guard, for metrics that must exist at zero.
-    pub const ALL: [Guard; 6] = [
+    pub const ALL: [Guard; 7] = [
         Guard::DwellEscalate,
         Guard::DwellRelax,
         Guard::SwitchBudget,
         Guard::Oscillation,
         Guard::Lockout,
         Guard::Override,
+        Guard::Refused,
     ];
 
     /// Label for metrics (`guard` label) and the tick file.
@@ -492,6 +496,7 @@ impl Guard {
             Guard::Oscillation => "oscillation",
             Guard::Lockout => "lockout",
             Guard::Override => "override",
+            Guard::Refused => "refused",
         }
     }
 }

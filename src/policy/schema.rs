@@ -411,6 +411,32 @@ pub(crate) struct RawGuards {
     /// Manual override limits.
     #[serde(rename = "override")]
     pub override_: RawOverride,
+    /// Backoff after a profile's apply failed or was rolled back.
+    pub refused: RawRefused,
+}
+
+/// A profile whose apply failed or was rolled back is not decided again for `backoff`.
+#[derive(Clone, Copy, Debug, PartialEq, Deserialize)]
+#[serde(
+    default,
+    deny_unknown_fields,
+    expecting = "a mapping with backoff, max_doublings"
+)]
+pub(crate) struct RawRefused {
+    /// How long a refused profile is not decided again.
+    pub backoff: Dur,
+    /// Each further refusal in a row doubles the backoff, at most this many times.
+    pub max_doublings: u32,
+}
+
+impl Default for RawRefused {
+    fn default() -> Self {
+        let r = example().guards.refused;
+        RawRefused {
+            backoff: Dur(r.backoff),
+            max_doublings: r.max_doublings,
+        }
+    }
 }
 
 /// Asymmetric dwell: escalate fast, relax slowly.

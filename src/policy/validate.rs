@@ -12,7 +12,7 @@ use super::schema::{AnomalySignal, Dur};
 use super::{AnomalySpec, PredictionSpec, Signals, ValidatedPolicy};
 use crate::core::config::{
     EmergencyConfig, GuardsConfig, HysteresisConfig, OscillationConfig, PidConfig, ProfileSpec,
-    SwitchBudget,
+    RefusedConfig, SwitchBudget,
 };
 use promql_parser::parser::value::ValueType;
 use promql_parser::parser::{Expr, LabelModifier};
@@ -652,6 +652,21 @@ pub(crate) fn validate(parsed: Parsed, rep: &mut Reporter<'_>) -> Option<Validat
             true,
             MAX_OVERRIDE_TTL,
         );
+        rep.duration(
+            "guards.refused.backoff",
+            g.refused.backoff,
+            false,
+            MAX_DURATION,
+        );
+        if g.refused.max_doublings > MAX_DOUBLINGS {
+            rep.at(
+                "guards.refused.max_doublings",
+                format!(
+                    "{} must be in [0, {MAX_DOUBLINGS}]",
+                    g.refused.max_doublings
+                ),
+            );
+        }
     }
 
     // Bad input.
@@ -829,6 +844,10 @@ pub(crate) fn validate(parsed: Parsed, rep: &mut Reporter<'_>) -> Option<Validat
                 lockout: g.emergency.lockout.0,
             },
             override_max_ttl: g.override_.max_ttl.0,
+            refused: RefusedConfig {
+                backoff: g.refused.backoff.0,
+                max_doublings: g.refused.max_doublings,
+            },
         },
         fallback_after: b.fallback_after.0,
         fallback_profile,

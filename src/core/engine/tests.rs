@@ -110,10 +110,44 @@ fn a_failed_apply_puts_the_engine_back_on_what_is_in_force() {
         .expect("the failure is an event");
     assert!(!failed.ok && failed.rolled_back && failed.in_force == 0);
     assert_eq!(e.in_force(), 0);
-    // It re-plans from reality: still over budget on conservative, so it escalates
-    // again (the dwell allows it), from conservative.
-    let d = s.switched().expect("re-plans");
+    // It re-plans from reality (conservative) but does not decide the refused profile
+    // again before the backoff ends: that would reload the collector into the same
+    // refusal.
+    assert_eq!(e.current(), 0);
+    let until = at(30).plus(c.guards.refused.backoff);
+    assert!(
+        s.events.iter().any(|ev| matches!(ev, Event::Blocked(b)
+            if b.guard == Guard::Refused && b.to == to && b.until == Some(until))),
+        "{s:?}"
+    );
+    assert!(e.active_guards(at(45)).contains(&(Guard::Refused, until)));
+    let s = e.step(at(45), &obs(&c, 150_000.0, 0, at(45)));
+    assert!(s.switched().is_none(), "{s:?}");
+    // After the backoff it tries again, from conservative.
+    let later = until.plus(Duration::from_secs(15));
+    let s = e.step(later, &obs(&c, 150_000.0, 0, later));
+    let d = s.switched().expect("re-plans once the backoff is over");
     assert_eq!(d.from, "conservative");
+    let again = d.to_index;
+    // The same profile refused again in a row doubles the backoff; another starts at one.
+    let mut o = obs(&c, 150_000.0, 0, later.plus(Duration::from_secs(15)));
+    o.applies.push(ApplyReport {
+        profile: again,
+        seq: 2,
+        outcome: ApplyOutcome::Failed {
+            reason: "write failed".into(),
+        },
+    });
+    let s = e.step(later.plus(Duration::from_secs(15)), &o);
+    let factor = if again == to { 2 } else { 1 };
+    let twice = later
+        .plus(Duration::from_secs(15))
+        .plus(c.guards.refused.backoff * factor);
+    assert!(
+        s.events.iter().any(|ev| matches!(ev, Event::Blocked(b)
+            if b.guard == Guard::Refused && b.until == Some(twice))),
+        "{s:?}"
+    );
     // Retention was only ever measured for the profile really in force.
     let st = e.state();
     assert!(
