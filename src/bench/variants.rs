@@ -24,6 +24,16 @@ pub struct Series {
     pub windows: Vec<(usize, usize)>,
 }
 
+impl Series {
+    /// The labelled windows as `(start, end)` times, to snap onto other rows.
+    fn window_times(&self) -> Vec<(Timestamp, Timestamp)> {
+        self.windows
+            .iter()
+            .map(|&(s, e)| (self.timestamps[s], self.timestamps[e]))
+            .collect()
+    }
+}
+
 /// One way of stressing a series.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Variant {
@@ -94,12 +104,7 @@ fn select(series: &Series, keep: impl Fn(usize) -> bool) -> Series {
     let kept: Vec<usize> = (0..series.timestamps.len()).filter(|&i| keep(i)).collect();
     let timestamps: Vec<Timestamp> = kept.iter().map(|&i| series.timestamps[i]).collect();
     let values = kept.iter().map(|&i| series.values[i]).collect();
-    let bounds: Vec<(Timestamp, Timestamp)> = series
-        .windows
-        .iter()
-        .map(|&(s, e)| (series.timestamps[s], series.timestamps[e]))
-        .collect();
-    let windows = snap(&timestamps, &bounds);
+    let windows = snap(&timestamps, &series.window_times());
     Series {
         timestamps,
         values,
@@ -190,12 +195,7 @@ fn resample(series: &Series, period: Duration) -> Series {
         });
         i = j;
     }
-    let bounds: Vec<(Timestamp, Timestamp)> = series
-        .windows
-        .iter()
-        .map(|&(s, e)| (series.timestamps[s], series.timestamps[e]))
-        .collect();
-    let windows = snap(&timestamps, &bounds);
+    let windows = snap(&timestamps, &series.window_times());
     Series {
         timestamps,
         values,
