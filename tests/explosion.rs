@@ -129,26 +129,7 @@ fn calm_traffic_requests_no_emergency() {
         noise: 0.02,
         seed: 11,
     };
-    let trace = generate(&spec, TICK, Timestamp::from_secs(1_700_000_000));
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let policy = ValidatedPolicy::from_file(&root.join("policies/default.yaml")).unwrap();
-    let sim = Simulation {
-        demand: trace.demand().to_vec(),
-        start: trace.timestamps[0],
-        tick: TICK,
-        times: Vec::new(),
-        budget_series: BUDGET,
-        plant: Plant {
-            ladder: policy.profiles().to_vec(),
-            delay_ticks: 1,
-            noise: 0.0,
-            seed: 0,
-            failure_rate: 0.0,
-        },
-        policies: vec![policy],
-        baselines: Vec::new(),
-    };
-    let r = sim.run(&mut |_| {}).remove(0);
+    let r = run_spec(&spec);
     assert_eq!(
         first_anomaly_request(&r),
         None,

@@ -606,14 +606,9 @@ pub fn render(r: &ProtocolReport, per_trace: bool) -> String {
                 };
                 let _ = writeln!(
                     out,
-                    "{:<34} {:<28} {:>9.3} {:>8.3} {:>9.4} {:>7.2} {:>6}  {verdict}",
-                    label,
+                    "{label:<34} {:<28} {}  {verdict}",
                     row.controller,
-                    row.time_over_budget_pct,
-                    row.switches_per_hour,
-                    row.retention,
-                    row.flaps,
-                    row.emergencies
+                    figures(row)
                 );
             }
         }
@@ -629,21 +624,25 @@ pub fn render(r: &ProtocolReport, per_trace: bool) -> String {
             for row in &t.rows {
                 let _ = writeln!(
                     out,
-                    "{:<9} {:<24} {:<60} {:<28} {:>9.3} {:>8.3} {:>9.4} {:>7.2} {:>6}",
+                    "{:<9} {:<24} {:<60} {:<28} {}",
                     t.suite,
                     t.group,
                     t.trace,
                     row.controller,
-                    row.time_over_budget_pct,
-                    row.switches_per_hour,
-                    row.retention,
-                    row.flaps,
-                    row.emergencies
+                    figures(row)
                 );
             }
         }
     }
     out
+}
+
+/// A row's figures as the report's tables print them, in their fixed-width columns.
+fn figures(row: &Row) -> String {
+    format!(
+        "{:>9.3} {:>8.3} {:>9.4} {:>7.2} {:>6}",
+        row.time_over_budget_pct, row.switches_per_hour, row.retention, row.flaps, row.emergencies
+    )
 }
 
 /// `dominates`, `no worse`, or what is worse than HPA.
