@@ -29,7 +29,7 @@ use super::event::{
 };
 use super::observation::{ApplyOutcome, Command, Observation, Sample};
 use super::pid::{PidCorrection, Room};
-use super::predict::{History, Series};
+use super::predict::{Forecast, History, Series};
 use super::time::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
@@ -961,11 +961,12 @@ impl Engine {
         // would relax inside the hysteresis band, so the ladder order is enforced.
         // Never relax into an explosion that is still going on: while demand rises along
         // a clean line, the less-reducing profile must fit where that line is headed.
-        // The line is fitted only when a relaxation is on the table (it costs a pass over
-        // the relax window): when no profile fits even without it, it changes nothing.
+        // The line is finished only when a relaxation is on the table (its sums come
+        // with the forecast's walk): when no profile fits even without it, it changes
+        // nothing.
         let fits = |j: usize, demand: f64| pressure_of(rets[j].max(r_cur), demand) < h.relax_below;
         let headed = if (0..cur).any(|j| fits(j, fc.relax)) {
-            self.explosive_demand()
+            self.explosive_demand(&fc)
         } else {
             None
         };
@@ -1113,12 +1114,9 @@ impl Engine {
     /// the whole relax window (R² ≥ `EXPLOSION_R2`): an explosion still going on. Noise
     /// never fits a line that well, and a daily rise is so slow that its projection adds
     /// little.
-    fn explosive_demand(&self) -> Option<f64> {
+    fn explosive_demand(&self, fc: &Forecast) -> Option<f64> {
         let cfg = self.cfg.anomaly.as_ref()?;
-        let fit =
-            self.state
-                .samples
-                .trend_fit(Series::Input, self.cfg.prediction.relax_window, 3)?;
+        let fit = fc.relax_trend()?;
         (fit.slope_per_sec > 0.0 && fit.r2 >= EXPLOSION_R2)
             .then_some(fit.fitted_latest + fit.slope_per_sec * cfg.horizon.as_secs_f64())
     }

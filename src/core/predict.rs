@@ -37,6 +37,17 @@ pub struct Forecast {
     pub escalate: f64,
     /// Worst demand over the relax window (and the forecast), for relax decisions.
     pub relax: f64,
+    /// Sums of the line through the relax window's demand, finished only when asked
+    /// (`relax_trend`): the same walk gathers them for nearly nothing.
+    relax_line: LineSums,
+}
+
+impl Forecast {
+    /// The line through the relax window's demand (at least three samples), for the
+    /// check that a relaxation does not walk into a rise still going on.
+    pub fn relax_trend(&self) -> Option<TrendFit> {
+        self.relax_line.finish(3)
+    }
 }
 
 /// Which signal of a `Point`.
@@ -75,63 +86,131 @@ pub struct TrendFit {
     pub span: Duration,
 }
 
+/// Running sums of a least-squares line fit, fed one point at a time (the one line fit
+/// of the core: `fit_line`, and `History::forecast`'s single pass over two windows).
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct LineSums {
+    n: usize,
+    sx: f64,
+    sy: f64,
+    sxx: f64,
+    sxy: f64,
+    syy: f64,
+    min_x: f64,
+    max_x: f64,
+    last_y: f64,
+}
+
+impl LineSums {
+    const EMPTY: LineSums = LineSums {
+        n: 0,
+        sx: 0.0,
+        sy: 0.0,
+        sxx: 0.0,
+        sxy: 0.0,
+        syy: 0.0,
+        min_x: f64::INFINITY,
+        max_x: f64::NEG_INFINITY,
+        last_y: 0.0,
+    };
+
+    #[inline]
+    fn add(&mut self, x: f64, y: f64) {
+        self.n += 1;
+        self.sx += x;
+        self.sy += y;
+        self.sxx += x * x;
+        self.sxy += x * y;
+        self.syy += y * y;
+        // Comparisons, not `f64::min`: x is never NaN, and this is the hot loop.
+        if x < self.min_x {
+            self.min_x = x;
+        }
+        if x >= self.max_x {
+            self.max_x = x;
+            self.last_y = y;
+        }
+    }
+
+    /// `add` for points fed newest first (x decreasing, as `History` walks back): the
+    /// first point is the latest, the newest so far the oldest, with no comparisons.
+    #[inline]
+    fn add_older(&mut self, x: f64, y: f64) {
+        if self.n == 0 {
+            self.max_x = x;
+            self.last_y = y;
+        }
+        self.n += 1;
+        self.sx += x;
+        self.sy += y;
+        self.sxx += x * x;
+        self.sxy += x * y;
+        self.syy += y * y;
+        self.min_x = x;
+    }
+
+    fn finish(&self, min_points: usize) -> Option<TrendFit> {
+        let LineSums {
+            n,
+            sx,
+            sy,
+            sxx,
+            sxy,
+            syy,
+            min_x,
+            max_x,
+            last_y,
+        } = *self;
+        if n < min_points.max(1) {
+            return None;
+        }
+        let nf = n as f64;
+        let vxx = sxx - sx * sx / nf;
+        let vyy = (syy - sy * sy / nf).max(0.0);
+        let cov = sxy - sx * sy / nf;
+        if n < 2 || vxx <= 1e-12 {
+            // One sample (or all at one instant): a flat line through the mean.
+            return Some(TrendFit {
+                slope_per_sec: 0.0,
+                r2: 0.0,
+                fitted_latest: if n == 1 { last_y } else { sy / nf },
+                residual_sd: if n < 2 { 0.0 } else { (vyy / nf).sqrt() },
+                n,
+                span: Duration::ZERO,
+            });
+        }
+        let slope = cov / vxx;
+        let r2 = if vyy > 0.0 {
+            (cov * cov / (vxx * vyy)).clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        let rss = (vyy - slope * cov).max(0.0);
+        Some(TrendFit {
+            slope_per_sec: slope,
+            r2,
+            fitted_latest: sy / nf + slope * (max_x - sx / nf),
+            residual_sd: if n > 2 {
+                (rss / (nf - 2.0)).sqrt()
+            } else {
+                0.0
+            },
+            n,
+            span: Duration::from_secs_f64((max_x - min_x).max(0.0)),
+        })
+    }
+}
+
 /// Fits `y = a + b·x` through `(x, y)` points, x in seconds, in any order (the one line
 /// fit of the core: demand forecast, explosion trend, and the relax-time explosion check
 /// all use it). "Latest" is the point of largest x. `None` with fewer than `min_points`
 /// points.
 pub fn fit_line(points: impl Iterator<Item = (f64, f64)>, min_points: usize) -> Option<TrendFit> {
-    let (mut n, mut sx, mut sy, mut sxx, mut sxy, mut syy) = (0usize, 0.0, 0.0, 0.0, 0.0, 0.0);
-    let (mut min_x, mut max_x, mut last_y) = (f64::INFINITY, f64::NEG_INFINITY, 0.0);
+    let mut sums = LineSums::EMPTY;
     for (x, y) in points {
-        n += 1;
-        sx += x;
-        sy += y;
-        sxx += x * x;
-        sxy += x * y;
-        syy += y * y;
-        min_x = min_x.min(x);
-        if x >= max_x {
-            max_x = x;
-            last_y = y;
-        }
+        sums.add(x, y);
     }
-    if n < min_points.max(1) {
-        return None;
-    }
-    let nf = n as f64;
-    let vxx = sxx - sx * sx / nf;
-    let vyy = (syy - sy * sy / nf).max(0.0);
-    let cov = sxy - sx * sy / nf;
-    if n < 2 || vxx <= 1e-12 {
-        // One sample (or all at one instant): a flat line through the mean.
-        return Some(TrendFit {
-            slope_per_sec: 0.0,
-            r2: 0.0,
-            fitted_latest: if n == 1 { last_y } else { sy / nf },
-            residual_sd: if n < 2 { 0.0 } else { (vyy / nf).sqrt() },
-            n,
-            span: Duration::ZERO,
-        });
-    }
-    let slope = cov / vxx;
-    let r2 = if vyy > 0.0 {
-        (cov * cov / (vxx * vyy)).clamp(0.0, 1.0)
-    } else {
-        0.0
-    };
-    let rss = (vyy - slope * cov).max(0.0);
-    Some(TrendFit {
-        slope_per_sec: slope,
-        r2,
-        fitted_latest: sy / nf + slope * (max_x - sx / nf),
-        residual_sd: if n > 2 {
-            (rss / (nf - 2.0)).sqrt()
-        } else {
-            0.0
-        },
-        n,
-        span: Duration::from_secs_f64((max_x - min_x).max(0.0)),
-    })
+    sums.finish(min_points)
 }
 
 impl History {
@@ -161,13 +240,18 @@ impl History {
     }
 
     /// The samples less than `window` before the latest one, newest first (a window of
-    /// N ticks holds N samples at regular ticks). A walk back from the end: windows hold
-    /// a few dozen samples, fewer than a binary search would save.
+    /// N ticks holds N samples at regular ticks). A walk back from the end over the two
+    /// halves of the ring as plain slices: windows hold a few dozen samples, fewer than a
+    /// binary search would save, and this runs every step of every pipeline.
     fn within(&self, window: Duration) -> impl Iterator<Item = &Point> {
         let oldest = self
             .latest()
             .map_or(0, |p| p.0.0.saturating_sub(window.as_millis() as i64));
-        self.points.iter().rev().take_while(move |q| q.0.0 > oldest)
+        let (front, back) = self.points.as_slices();
+        back.iter()
+            .rev()
+            .chain(front.iter().rev())
+            .take_while(move |q| q.0.0 > oldest)
     }
 
     /// Fits a line through `series` over the last `window` of sample time (x in seconds
@@ -179,11 +263,11 @@ impl History {
         min_points: usize,
     ) -> Option<TrendFit> {
         let latest = self.latest()?.0;
-        fit_line(
-            self.within(window)
-                .map(|p| ((p.0.0 - latest.0) as f64 * 1e-3, p.get(series))),
-            min_points,
-        )
+        let mut sums = LineSums::EMPTY;
+        for p in self.within(window) {
+            sums.add_older((p.0.0 - latest.0) as f64 * 1e-3, p.get(series));
+        }
+        sums.finish(min_points)
     }
 
     /// Demand forecast: the line through the last `window` of input, `horizon` ahead,
@@ -200,27 +284,48 @@ impl History {
             return Forecast {
                 escalate: 0.0,
                 relax: 0.0,
+                relax_line: LineSums::EMPTY,
             };
         };
         // One walk back over the longer window: the line and the window's highest
-        // demand from the samples inside `window`, the worst demand from `relax_window`.
-        // This runs every step of every pipeline, and in the simulator millions of times
-        // a second.
+        // demand from the samples inside `window`, the worst demand and its own line from
+        // `relax_window`. This runs every step of every pipeline, and in the simulator
+        // millions of times a second.
         let (w_ms, r_ms) = (window.as_millis() as i64, relax_window.as_millis() as i64);
-        let (mut seen, mut worst) = (latest.1, latest.1);
-        let fit = fit_line(
-            self.within(window.max(relax_window)).filter_map(|p| {
+        // The shorter window's samples are the newest of the longer one's, so one
+        // accumulator runs over both: its value when the walk leaves the shorter window
+        // is that window's, and the sums are added in the same order as a separate fit
+        // would add them (bit for bit the same line).
+        let (short, span) = (w_ms.min(r_ms), w_ms.max(r_ms));
+        let (mut sums, mut top) = (LineSums::EMPTY, latest.1);
+        let mut inner = None;
+        // Plain loops over the ring's two halves, newest first, stopping at the first
+        // sample too old: an iterator chain here cost several times as much per sample.
+        let (front, back) = self.points.as_slices();
+        'walk: for half in [back, front] {
+            for p in half.iter().rev() {
                 let age = latest.0.0 - p.0.0;
-                if age < r_ms {
-                    worst = worst.max(p.1);
+                if age >= span {
+                    break 'walk;
                 }
-                (age < w_ms).then(|| {
-                    seen = seen.max(p.1);
-                    (-(age as f64) * 1e-3, p.1)
-                })
-            }),
-            1,
-        );
+                if age >= short && inner.is_none() {
+                    inner = Some((sums, top));
+                }
+                sums.add_older(-(age as f64) * 1e-3, p.1);
+                // Healthy samples are finite (the engine refuses others), so a comparison
+                // is `f64::max` without its NaN handling.
+                if p.1 > top {
+                    top = p.1;
+                }
+            }
+        }
+        let inner = inner.unwrap_or((sums, top));
+        let ((near, seen), (long, worst)) = if w_ms <= r_ms {
+            (inner, (sums, top))
+        } else {
+            ((sums, top), inner)
+        };
+        let fit = near.finish(1);
         let (slope, sd) = fit.map_or((0.0, 0.0), |f| (f.slope_per_sec, f.residual_sd));
         let trend = latest.1 + slope.max(0.0) * horizon.as_secs_f64();
         let mut escalate = trend.max(latest.1) + k * sd;
@@ -233,6 +338,7 @@ impl History {
         Forecast {
             escalate,
             relax: worst.max(escalate),
+            relax_line: long,
         }
     }
 }
