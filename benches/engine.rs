@@ -42,7 +42,7 @@ fn engine_step(c: &mut Criterion) {
     let mut tick = move |engine: &mut Engine| {
         let input = ring[i & mask];
         let now = Timestamp::from_secs(START_SECS + 15 * i as i64);
-        let obs = Observation::ok(input, input * retention[in_force], now);
+        let obs = Observation::ok(input, input * retention[in_force], now).with_in_force(in_force);
         let step = engine.step(now, black_box(&obs));
         in_force = engine.current();
         i += 1;
