@@ -983,8 +983,13 @@ impl Engine {
 
         let held_up = at.saturating_since(escalate_since);
         let wanted = if above && room.can_escalate && held_up >= confirm {
+            // The target is the least reducing profile predicted to fit under the relax
+            // margin, not merely under the escalation threshold: one that lands inside
+            // the dead band is escalated from again by the next small rise, a second
+            // switch where one would have done (Kubernetes' HPA also scales to its
+            // target, not to its tolerance).
             let to = (cur + 1..cfg.profiles.len())
-                .find(|&j| pressure_of(rets[j].min(r_cur), fc.escalate) <= h.escalate_above)
+                .find(|&j| pressure_of(rets[j].min(r_cur), fc.escalate) <= h.relax_below)
                 .unwrap_or(cfg.most_reducing());
             Ok((
                 to,
