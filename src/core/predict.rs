@@ -82,8 +82,9 @@ pub struct TrendFit {
     pub residual_sd: f64,
     /// Samples in the fit.
     pub n: usize,
-    /// Sample time from the first to the latest sample of the fit.
-    pub span: Duration,
+    /// Sample time from the first to the latest sample of the fit, in seconds (a float:
+    /// building a `Duration` from one costs more than the rest of a short fit).
+    pub span_secs: f64,
 }
 
 /// Running sums of a least-squares line fit, fed one point at a time (the one line fit
@@ -176,7 +177,7 @@ impl LineSums {
                 fitted_latest: if n == 1 { last_y } else { sy / nf },
                 residual_sd: if n < 2 { 0.0 } else { (vyy / nf).sqrt() },
                 n,
-                span: Duration::ZERO,
+                span_secs: 0.0,
             });
         }
         let slope = cov / vxx;
@@ -196,7 +197,7 @@ impl LineSums {
                 0.0
             },
             n,
-            span: Duration::from_secs_f64((max_x - min_x).max(0.0)),
+            span_secs: (max_x - min_x).max(0.0),
         })
     }
 }
@@ -392,7 +393,7 @@ mod tests {
         let ramp = h.trend_fit(Series::Input, KEEP, 3).unwrap();
         assert!((ramp.slope_per_sec - 10.0 / 15.0).abs() < 1e-9 && ramp.r2 > 0.999);
         assert!((ramp.fitted_latest - 60.0).abs() < 1e-9);
-        assert_eq!(ramp.span, Duration::from_secs(75));
+        assert_eq!(ramp.span_secs, 75.0);
         let out = h.trend_fit(Series::Output, KEEP, 3).unwrap();
         assert!((out.fitted_latest - 30.0).abs() < 1e-9);
         let spike = hist(15, &[10.0, 11.0, 9.0, 10.0, 11.0, 10.0, 9.0, 40.0])
