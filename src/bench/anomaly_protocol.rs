@@ -540,6 +540,34 @@ pub fn misses(
     out
 }
 
+/// Nanoseconds per `Detector::update` of the default detector with `params` over every
+/// case (best of `rounds` passes; building the detectors and scoring are outside the
+/// timed loop), and the mean JSON size of its state at the end of a case (the `--time`
+/// figures).
+pub fn time_per_update(params: &EnsembleParams, cases: &[Case], rounds: usize) -> (f64, f64) {
+    let points: usize = cases.iter().map(|c| c.series.timestamps.len()).sum();
+    let mut best = f64::INFINITY;
+    let mut detectors = Vec::new();
+    for _ in 0..rounds.max(1) {
+        detectors = cases.iter().map(|_| Detector::ensemble(params)).collect();
+        let mut sink = 0.0;
+        let t0 = std::time::Instant::now();
+        for (c, d) in cases.iter().zip(&mut detectors) {
+            for (&at, &v) in c.series.timestamps.iter().zip(&c.series.values) {
+                sink += d.update(at, v);
+            }
+        }
+        let ns = t0.elapsed().as_secs_f64() / points.max(1) as f64 * 1e9;
+        std::hint::black_box(sink);
+        best = best.min(ns);
+    }
+    let json: usize = detectors
+        .iter()
+        .map(|d| serde_json::to_string(d).map_or(0, |j| j.len()))
+        .sum();
+    (best, json as f64 / detectors.len().max(1) as f64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -57,6 +57,10 @@ pub struct BenchAnomalyArgs {
     /// and whether the baselines found it.
     #[arg(long)]
     misses: bool,
+    /// Print the default detector's nanoseconds per update over the protocol's points
+    /// (best of ten passes) and its mean JSON state size at the end of a file, then stop.
+    #[arg(long)]
+    time: bool,
 }
 
 fn parse_variant(s: &str) -> Result<Variant, String> {
@@ -185,6 +189,15 @@ pub fn run(args: BenchAnomalyArgs) -> Result<ExitCode, BenchAnomalyError> {
         }
     }
 
+    if args.time {
+        let (ns, bytes) = protocol::time_per_update(&params, &cases, 10);
+        let points: usize = cases.iter().map(|c| c.series.timestamps.len()).sum();
+        println!(
+            "{points} points: {ns:.1} ns per update (best of 10), state {bytes:.0} bytes of JSON at the end of a file (mean), {} bytes inline",
+            std::mem::size_of::<crate::core::anomaly::Ensemble>()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     if args.misses {
         let grid = protocol::baseline_grid();
         let t = [BaselineKind::RollingZ, BaselineKind::WindowedGaussian]

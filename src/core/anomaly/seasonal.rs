@@ -694,7 +694,11 @@ mod tests {
     fn z_then_learn_is_z_followed_by_learn() {
         // Sixteen days at irregular steps with gaps, a weekly rhythm and spikes, so both
         // profiles, the switch between them and unseen buckets are all exercised.
-        let (mut fused, mut split) = (SeasonalModel::default(), SeasonalModel::default());
+        let p = SeasonalParams {
+            weekly: true,
+            ..SeasonalParams::default()
+        };
+        let (mut fused, mut split) = (SeasonalModel::new(&p), SeasonalModel::new(&p));
         let mut ms = 1_396_224_000_000i64;
         let mut prev = None;
         let mut x = 7;
