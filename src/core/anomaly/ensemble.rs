@@ -72,7 +72,8 @@ pub struct AuxParams {
     pub far_decades: f64,
     /// The far path scores only values beyond the record (the highest and lowest values
     /// seen, each relaxing towards the far level with time constant `far_secs`), so a
-    /// spiky series is not flagged for every spike as tall as the last ones.
+    /// spiky series is not flagged for spikes lower than a recent one (the record fades
+    /// by about 13% of its distance from the level a day).
     pub far_record: bool,
 }
 
