@@ -37,14 +37,14 @@ pub enum Mechanism {
     Cooldown,
     /// The scorer's density window (one 5-minute slot instead of an hour).
     Density,
-    /// The weekly profile (daily only).
-    Weekly,
+    /// The far path (`far_secs` = 0: the likelihood alone).
+    Far,
+    /// The far path's record (it then scores every value far from the long-run level).
+    Record,
     /// Neighbouring buckets' errors in the seasonal scale.
     Neighbours,
     /// The density's minimum of two points (the window alone, one point at hourly data).
     MinPoints,
-    /// The weekly profile's week of track record before it is trusted (one day instead).
-    WeeklyTrust,
 }
 
 impl Mechanism {
@@ -53,8 +53,8 @@ impl Mechanism {
         Mechanism::Cooldown,
         Mechanism::Density,
         Mechanism::MinPoints,
-        Mechanism::Weekly,
-        Mechanism::WeeklyTrust,
+        Mechanism::Far,
+        Mechanism::Record,
         Mechanism::Neighbours,
     ];
 
@@ -63,10 +63,10 @@ impl Mechanism {
         match self {
             Mechanism::Cooldown => "cooldown",
             Mechanism::Density => "density",
-            Mechanism::Weekly => "weekly",
+            Mechanism::Far => "far",
+            Mechanism::Record => "record",
             Mechanism::Neighbours => "neighbours",
             Mechanism::MinPoints => "min-points",
-            Mechanism::WeeklyTrust => "weekly-trust",
         }
     }
 
@@ -81,10 +81,10 @@ impl Mechanism {
             Mechanism::Cooldown => p.scorer.cooldown_secs = 0,
             // Twelve slots of 25 s: at 5-minute sampling or coarser, the newest point.
             Mechanism::Density => p.scorer.density_secs = 300,
-            Mechanism::Weekly => p.seasonal.weekly = false,
+            Mechanism::Far => p.aux.far_secs = 0,
+            Mechanism::Record => p.aux.far_record = false,
             Mechanism::Neighbours => p.seasonal.neighbour_secs = 0,
             Mechanism::MinPoints => p.scorer.density_min_points = 0,
-            Mechanism::WeeklyTrust => p.seasonal.weekly_trust_secs = 86_400,
         }
     }
 }
@@ -445,6 +445,127 @@ pub fn choose_baseline_threshold(
         }
     }
     best.1
+}
+
+/// One labelled window the default detector missed, and what it looked like from the
+/// detector's side (the `--misses` diagnostic: was it still warming up, was it quiet after
+/// an earlier flag, how close did the score come).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Miss {
+    /// The variant.
+    pub variant: Variant,
+    /// `category/name`.
+    pub key: String,
+    /// The window's rows (inclusive).
+    pub rows: (usize, usize),
+    /// Rows of the file and of its probationary period.
+    pub file_rows: usize,
+    /// Probationary rows.
+    pub probation: usize,
+    /// Hours from the file's first row to the window's first row.
+    pub hours_in: f64,
+    /// Length of the window in hours.
+    pub hours_long: f64,
+    /// Highest score inside the window.
+    pub max_score: f64,
+    /// The cold-start predictor was still in charge at the window's first row.
+    pub cold: bool,
+    /// Rows of the window during which the scorer was quiet after a firing.
+    pub quiet_rows: usize,
+    /// Hours from the last flag before the window to its first row, if any.
+    pub last_flag_hours: Option<f64>,
+    /// Whether each baseline (rolling z, windowed Gaussian) found the window.
+    pub baselines: [bool; 2],
+}
+
+/// Every window the default detector with `params` misses at `threshold`, with the
+/// baselines' verdict on the same window (`thresholds`: theirs, as chosen).
+pub fn misses(
+    params: &EnsembleParams,
+    threshold: f64,
+    cases: &[Case],
+    thresholds: [f64; 2],
+) -> Vec<Miss> {
+    use crate::core::anomaly::Ensemble;
+    let mut out = Vec::new();
+    for c in cases {
+        let s = &c.series;
+        let n = s.timestamps.len();
+        let mut e = Ensemble::new(params);
+        let mut scores = Vec::with_capacity(n);
+        let mut cold = Vec::with_capacity(n);
+        let mut quiet = Vec::with_capacity(n);
+        for (&at, &v) in s.timestamps.iter().zip(&s.values) {
+            cold.push(!e.is_seasonal());
+            quiet.push(e.is_quiet(at));
+            scores.push(if v.is_nan() { 0.0 } else { e.update(at, v) });
+        }
+        let flags: Vec<Vec<f64>> = [BaselineKind::RollingZ, BaselineKind::WindowedGaussian]
+            .iter()
+            .zip(thresholds)
+            .map(|(k, t)| refractory_flags(&s.timestamps, &k.raw(s), t, REFRACTORY))
+            .collect();
+        let probation = nab::probationary_rows(n);
+        for &(a, b) in &s.windows {
+            let found = |sc: &[f64], t: f64| (a.max(probation)..=b).any(|i| i < n && sc[i] >= t);
+            if found(&scores, threshold) {
+                continue;
+            }
+            let hours = |x: usize, y: usize| {
+                s.timestamps[y]
+                    .saturating_since(s.timestamps[x])
+                    .as_secs_f64()
+                    / 3600.0
+            };
+            let last_flag = (0..a).rev().find(|&i| scores[i] >= threshold);
+            out.push(Miss {
+                variant: c.variant,
+                key: c.key.clone(),
+                rows: (a, b),
+                file_rows: n,
+                probation,
+                hours_in: hours(0, a),
+                hours_long: hours(a, b),
+                max_score: scores[a..=b].iter().copied().fold(0.0, f64::max),
+                cold: cold[a],
+                quiet_rows: quiet[a..=b].iter().filter(|&&q| q).count(),
+                last_flag_hours: last_flag.map(|i| hours(i, a)),
+                baselines: [
+                    found(&flags[0], DEFAULT_THRESHOLD),
+                    found(&flags[1], DEFAULT_THRESHOLD),
+                ],
+            });
+        }
+    }
+    out
+}
+
+/// Nanoseconds per `Detector::update` of the default detector with `params` over every
+/// case (best of `rounds` passes; building the detectors and scoring are outside the
+/// timed loop), and the mean JSON size of its state at the end of a case (the `--time`
+/// figures).
+pub fn time_per_update(params: &EnsembleParams, cases: &[Case], rounds: usize) -> (f64, f64) {
+    let points: usize = cases.iter().map(|c| c.series.timestamps.len()).sum();
+    let mut best = f64::INFINITY;
+    let mut detectors = Vec::new();
+    for _ in 0..rounds.max(1) {
+        detectors = cases.iter().map(|_| Detector::ensemble(params)).collect();
+        let mut sink = 0.0;
+        let t0 = std::time::Instant::now();
+        for (c, d) in cases.iter().zip(&mut detectors) {
+            for (&at, &v) in c.series.timestamps.iter().zip(&c.series.values) {
+                sink += d.update(at, v);
+            }
+        }
+        let ns = t0.elapsed().as_secs_f64() / points.max(1) as f64 * 1e9;
+        std::hint::black_box(sink);
+        best = best.min(ns);
+    }
+    let json: usize = detectors
+        .iter()
+        .map(|d| serde_json::to_string(d).map_or(0, |j| j.len()))
+        .sum();
+    (best, json as f64 / detectors.len().max(1) as f64)
 }
 
 #[cfg(test)]

@@ -30,8 +30,8 @@ pub struct BenchAnomalyArgs {
     /// Only the files whose `category/name` contains one of these, comma-separated.
     #[arg(long, value_delimiter = ',')]
     files: Vec<String>,
-    /// Turn off a mechanism of the default detector (cooldown, density, min-points,
-    /// weekly, weekly-trust, neighbours); repeatable.
+    /// Turn off a mechanism of the default detector (cooldown, density, min-points, far,
+    /// record, neighbours); repeatable.
     #[arg(long, value_parser = parse_mechanism)]
     off: Vec<Mechanism>,
     /// Parameters of the default detector as JSON (`EnsembleParams`; unset fields keep
@@ -53,6 +53,14 @@ pub struct BenchAnomalyArgs {
     /// Print the whole report as JSON instead of tables.
     #[arg(long)]
     json: bool,
+    /// Print every window the default detector misses, with the detector's state there
+    /// and whether the baselines found it.
+    #[arg(long)]
+    misses: bool,
+    /// Print the default detector's nanoseconds per update over the protocol's points
+    /// (best of ten passes) and its mean JSON state size at the end of a file, then stop.
+    #[arg(long)]
+    time: bool,
 }
 
 fn parse_variant(s: &str) -> Result<Variant, String> {
@@ -181,6 +189,55 @@ pub fn run(args: BenchAnomalyArgs) -> Result<ExitCode, BenchAnomalyError> {
         }
     }
 
+    if args.time {
+        let (ns, bytes) = protocol::time_per_update(&params, &cases, 10);
+        let points: usize = cases.iter().map(|c| c.series.timestamps.len()).sum();
+        println!(
+            "{points} points: {ns:.1} ns per update (best of 10), state {bytes:.0} bytes of JSON at the end of a file (mean), {} bytes inline",
+            std::mem::size_of::<crate::core::anomaly::Ensemble>()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.misses {
+        let grid = protocol::baseline_grid();
+        let t = [BaselineKind::RollingZ, BaselineKind::WindowedGaussian]
+            .map(|k| protocol::choose_baseline_threshold(k, REFRACTORY, &cases, &grid));
+        println!(
+            "{:<16} {:<58} {:>11} {:>6} {:>5} {:>7} {:>6} {:>5} {:>5} {:>5} {:>7} {:>3} {:>3}",
+            "variant",
+            "file",
+            "rows",
+            "n",
+            "prob",
+            "h_in",
+            "h_len",
+            "max",
+            "cold",
+            "quiet",
+            "h_flag",
+            "rz",
+            "wg"
+        );
+        for m in protocol::misses(&params, args.threshold, &cases, t) {
+            println!(
+                "{:<16} {:<58} {:>11} {:>6} {:>5} {:>7.1} {:>6.1} {:>5.2} {:>5} {:>5} {:>7} {:>3} {:>3}",
+                m.variant.name(),
+                m.key,
+                format!("{}-{}", m.rows.0, m.rows.1),
+                m.file_rows,
+                m.probation,
+                m.hours_in,
+                m.hours_long,
+                m.max_score,
+                m.cold,
+                m.quiet_rows,
+                m.last_flag_hours.map_or("-".into(), |h| format!("{h:.1}")),
+                u8::from(m.baselines[0]),
+                u8::from(m.baselines[1]),
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     if args.json {
         let report = json!({
             "nab": args.nab.display().to_string(),

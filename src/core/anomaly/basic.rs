@@ -276,16 +276,29 @@ impl Level {
         (self.moments.n >= 2).then(|| z_of(x, self.moments.mean, self.moments.std()))
     }
 
-    /// Learns `x`, `dt_ms` after the previous point (`None` for the first).
+    /// Learns `x`, `dt_ms` after the previous point (`None` for the first), and returns
+    /// the weight it was given (0 for the first), for memories that decay alongside.
     #[inline]
-    pub fn learn(&mut self, dt_ms: Option<i64>, x: f64, tau_ms: f64) {
+    pub fn learn(&mut self, dt_ms: Option<i64>, x: f64, tau_ms: f64) -> f64 {
         let a = dt_ms.map_or(0.0, |dt| self.weight.weight(dt, tau_ms));
         self.moments.push(x, a);
+        a
     }
 
     /// The current level (0 before any value).
     pub fn mean(&self) -> f64 {
         self.moments.mean
+    }
+
+    /// Points learnt (saturating).
+    pub fn count(&self) -> u32 {
+        self.moments.n
+    }
+
+    /// The variance (0 before two values).
+    #[inline]
+    pub fn var(&self) -> f64 {
+        self.moments.var()
     }
 }
 

@@ -13,8 +13,10 @@
 //! are durations (with a minimum count of points only where a statistic needs it, such
 //! as two for a variance). The same signal sampled every 15 s, every 5 min or every hour,
 //! or irregularly with gaps, therefore warms up, fires and cools down at the same times. `Ensemble`, the default,
-//! combines predictors (an EWMA level at cold start, then the daily or weekly seasonal
-//! profile, whichever predicts better) and keeps a linear trend for `forecast(h)`. A
+//! combines predictors (an EWMA level at cold start, then the daily seasonal profile, or
+//! the weekly one when enabled and better), adds a far path (the value against its
+//! long-run level, for values outside the series' range) and keeps a linear trend for
+//! `forecast(h)`. A
 //! detector only *requests* an emergency; the engine's guards decide.
 //!
 //! Every detector is a *predictor* (what the next value should be, and how wrong such

@@ -173,8 +173,27 @@ impl Scorer {
     /// for its first), from its z; `None` (the model is still warming up) scores 0 and
     /// teaches the scorer nothing.
     pub fn score(&mut self, at: Timestamp, dt_ms: Option<i64>, z: Option<f64>) -> f64 {
+        self.score_or(at, dt_ms, z, 0.0)
+    }
+
+    /// `score`, or `other` (a score in [0, 1] from a second path, e.g. the ensemble's
+    /// far level) where it is higher, before the cooldown: either path fires and both
+    /// share one quiet period. `other` = 0 is `score`.
+    pub fn score_or(
+        &mut self,
+        at: Timestamp,
+        dt_ms: Option<i64>,
+        z: Option<f64>,
+        other: f64,
+    ) -> f64 {
         let Some(z) = z else {
-            return 0.0;
+            return if other > 0.0 {
+                let p = &self.params;
+                self.cooldown
+                    .apply(at, other, secs_to_ms(p.cooldown_secs), DEFAULT_THRESHOLD)
+            } else {
+                0.0
+            };
         };
         let at_ms = at.as_millis();
         self.inv_surprise.of(self.params.surprise_decades);
@@ -219,8 +238,18 @@ impl Scorer {
                 .weight(dt_ms.unwrap_or(MAX_STEP_MS), tau_ms(p.history_secs));
             self.history.push(recent, a);
         }
-        self.cooldown
-            .apply(at, s, secs_to_ms(p.cooldown_secs), DEFAULT_THRESHOLD)
+        self.cooldown.apply(
+            at,
+            s.max(other),
+            secs_to_ms(p.cooldown_secs),
+            DEFAULT_THRESHOLD,
+        )
+    }
+
+    /// Takes over `from`'s quiet period (the ensemble's hand-over from its cold-start
+    /// scorer: a flag just before it must still silence the next hours).
+    pub fn inherit_cooldown(&mut self, from: &Scorer) {
+        self.cooldown = from.cooldown.clone();
     }
 }
 

@@ -414,7 +414,7 @@ impl Default for SeasonalParams {
         SeasonalParams {
             daily_bucket_secs: 3_600,
             weekly_bucket_secs: 3_600,
-            weekly: true,
+            weekly: false,
             level_secs: 45 * 60,
             daily_secs: 36 * 3_600,
             weekly_secs: 5 * 86_400,
@@ -539,6 +539,11 @@ impl SeasonalModel {
         Some(self.weekly.as_ref().is_some_and(|w| {
             w.mse.mean < daily.mse.mean && w.scale_ready(at, wc) && w.observed_for(at, trust)
         }))
+    }
+
+    /// True once `secs` seconds have passed since the first point learnt.
+    pub fn observed_for(&self, at: Timestamp, secs: i64) -> bool {
+        self.daily.observed_for(at, secs)
     }
 
     /// True once the model gives a z (and stays so: warm-ups only end).
@@ -689,7 +694,11 @@ mod tests {
     fn z_then_learn_is_z_followed_by_learn() {
         // Sixteen days at irregular steps with gaps, a weekly rhythm and spikes, so both
         // profiles, the switch between them and unseen buckets are all exercised.
-        let (mut fused, mut split) = (SeasonalModel::default(), SeasonalModel::default());
+        let p = SeasonalParams {
+            weekly: true,
+            ..SeasonalParams::default()
+        };
+        let (mut fused, mut split) = (SeasonalModel::new(&p), SeasonalModel::new(&p));
         let mut ms = 1_396_224_000_000i64;
         let mut prev = None;
         let mut x = 7;
