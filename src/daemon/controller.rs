@@ -519,8 +519,9 @@ impl Actor for ControllerActor {
                         match (gone, slot.vanished_since) {
                             (true, None) => {
                                 slot.vanished_since = Some(now);
-                                metrics::counter!(m::PIPELINES_VANISHED, "pipeline" => p.clone())
-                                    .increment(1);
+                                if let Some(row) = super::series::table().get(&p) {
+                                    row.count(super::series::CounterKey::Vanished);
+                                }
                                 tracing::warn!(pipeline = %p, "Pipeline missing from the query results; holding its profile.");
                             }
                             (true, Some(t))
