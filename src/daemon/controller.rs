@@ -487,21 +487,24 @@ impl Actor for ControllerActor {
                 names.extend(st.args.include.iter().cloned());
                 if st.args.discover {
                     for p in observe::pipelines_in([&input, &output]) {
-                        if !names.contains(&p) && names.len() >= st.args.max_pipelines {
+                        if names.contains(p) {
+                            continue;
+                        }
+                        if names.len() >= st.args.max_pipelines {
                             tracing::warn!(pipeline = %p, max = st.args.max_pipelines, "Too many pipelines; not tracking this one (raise pipelines.max_pipelines).");
                             continue;
                         }
-                        names.insert(p);
+                        names.insert(p.to_string());
                     }
                 }
-                let samples = observe::classify_all(&input, &output, &names, now, max_age);
+                let samples = observe::classify_all(&input, &output, names, now, max_age);
                 for (signal, res) in [("input", &input), ("output", &output)] {
                     let state = match res {
                         SignalResult::Error(_) => "error",
                         SignalResult::Ok(_) => observe::source_state(
                             samples
-                                .values()
-                                .map(|(i, o)| if signal == "input" { i } else { o }),
+                                .iter()
+                                .map(|(_, (i, o))| if signal == "input" { i } else { o }),
                         ),
                     };
                     for s in ["ok", "empty", "stale", "error"] {

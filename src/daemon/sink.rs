@@ -347,8 +347,7 @@ impl Sink {
         // Looked up before inserting: `entry` would take a new copy of the name every
         // step, and the strings are only replaced when they change.
         if !b.pipelines.contains_key(&cfg.pipeline) {
-            b.pipelines
-                .insert(cfg.pipeline.clone(), PipelineStatus::default());
+            b.pipelines.insert(cfg.pipeline.clone(), Box::default());
         }
         let st = b.pipelines.get_mut(&cfg.pipeline).expect("inserted above");
         let set = |field: &mut String, value: &str| {
@@ -409,6 +408,11 @@ impl Sink {
 
     /// A new status entry for a pipeline before its first step.
     pub fn status_of(&self, pipeline: &str) -> Option<PipelineStatus> {
-        self.board.read().ok()?.pipelines.get(pipeline).cloned()
+        self.board
+            .read()
+            .ok()?
+            .pipelines
+            .get(pipeline)
+            .map(|st| (**st).clone())
     }
 }
