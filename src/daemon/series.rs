@@ -225,8 +225,11 @@ impl PipelineSeries {
 pub struct SeriesTable {
     rows: RwLock<BTreeMap<Box<str>, Arc<PipelineSeries>>>,
     /// `phoenix_anomaly_score` of watch signals, by pipeline and signal.
-    watch: RwLock<BTreeMap<(Box<str>, Box<str>), Arc<Cell>>>,
+    watch: RwLock<BTreeMap<WatchKey, Arc<Cell>>>,
 }
+
+/// A watch signal's series: pipeline and signal.
+type WatchKey = (Box<str>, Box<str>);
 
 /// The process-wide table `/metrics` renders (one daemon per process, like the
 /// recorder).
