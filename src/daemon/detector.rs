@@ -1,11 +1,10 @@
 //! `DetectorActor`: scores the config's *watch* signals (the reduction ratio, exporter
 //! errors, latency: anything beyond the two control signals, which the engine scores
 //! itself) per pipeline with the core's streaming detectors, exports
-//! `phoenix_anomaly_score{pipeline,signal}`, and, for a signal configured to, sends an
+//! `phoenix_anomaly_score{pipeline,signal}` (in the `series` table), and, for a signal configured to, sends an
 //! emergency request to the controller, which passes the engine's guards like any other.
 
 use super::controller::ControllerMsg;
-use super::metrics as m;
 use super::observe::SignalResult;
 use crate::core::Timestamp;
 use crate::core::anomaly::{DEFAULT_THRESHOLD, Detector, DetectorKind};
@@ -65,6 +64,8 @@ pub struct DetectorState {
     detectors: BTreeMap<(String, String), Detector>,
     /// The last sample time scored per series (a sample no newer is not scored again).
     last: BTreeMap<(String, String), Timestamp>,
+    /// The score gauge per series, looked up once.
+    gauges: BTreeMap<(String, String), std::sync::Arc<super::series::Cell>>,
 }
 
 impl Actor for DetectorActor {
@@ -81,6 +82,7 @@ impl Actor for DetectorActor {
             args,
             detectors: BTreeMap::new(),
             last: BTreeMap::new(),
+            gauges: BTreeMap::new(),
         })
     }
 
@@ -110,7 +112,9 @@ impl Actor for DetectorActor {
                 .entry(key)
                 .or_insert_with(|| Detector::new(kind))
                 .update(s.at, s.value);
-            metrics::gauge!(m::ANOMALY, "pipeline" => p.clone(), "signal" => signal.clone())
+            st.gauges
+                .entry((p.clone(), signal.clone()))
+                .or_insert_with(|| super::series::table().watch(&p, &signal))
                 .set(score);
             if w.request_emergency && score >= st.args.threshold {
                 tracing::warn!(pipeline = %p, signal = %signal, score, "Watch signal anomalous; requesting an emergency.");

@@ -79,10 +79,11 @@ fn error(code: StatusCode, message: impl Into<String>, field: Option<&str>) -> R
 }
 
 async fn metrics(State(s): State<AppState>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        s.metrics.render(),
-    )
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], {
+        let mut text = s.metrics.render();
+        super::series::table().render(&mut text);
+        text
+    })
         .into_response()
 }
 

@@ -7,7 +7,8 @@
 //!   overrides), validated at start with every problem at once.
 //! - `observe`: query results → per-pipeline samples (Ok, Empty, Stale, Error).
 //! - `controller`, `sampler`, `actuator`, `supervisor`: the actors.
-//! - `sink`, `status`, `metrics`: events → metrics, log lines, the board, the journal.
+//! - `sink`, `status`, `metrics`, `series`: events → metrics, log lines, the board, the
+//!   journal (`series`: the per-pipeline series of `/metrics`).
 //! - `http`: the HTTP API; `page`: the read-only status page it serves at `/`.
 //! - `run`: wiring and the signal handling of `phoenix run`.
 
@@ -22,6 +23,7 @@ pub mod page;
 pub mod policy_watcher;
 pub mod run;
 pub mod sampler;
+pub mod series;
 pub mod sink;
 pub mod status;
 pub mod supervisor;

@@ -319,7 +319,7 @@ mod tests {
             sampled: true,
             ..Board::default()
         };
-        b.pipelines.insert(st.pipeline.clone(), st);
+        b.pipelines.insert(st.pipeline.clone(), Box::new(st));
         b
     }
 

@@ -4,6 +4,7 @@
 //! four, so they can never tell different stories.
 
 use super::metrics as m;
+use super::series::{self, CounterKey, Fixed, PipelineSeries};
 use super::status::{GuardStatus, LogEntry, PidStatus, PipelineStatus, SharedBoard};
 use crate::core::event::{Event, Kept, Step};
 use crate::core::{Engine, EngineConfig, Observation, RestoreNote, Sample, Timestamp};
@@ -11,6 +12,7 @@ use crate::journal::{JournalError, JournalWriter};
 use crate::policy::ValidatedPolicy;
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The daemon's journal: self-contained gzip segments in a directory, rotated by size
@@ -117,64 +119,38 @@ pub struct Sink {
     pub board: SharedBoard,
     /// The journal, when enabled.
     pub journal: Option<Journal>,
-    /// The last explanation label per pipeline, to log changes rather than every step.
-    last_explanation: HashMap<String, String>,
-    /// Per pipeline, its gauges' handles.
-    gauges: HashMap<String, PipelineGauges>,
+    /// Per pipeline: its series and the last explanation logged.
+    pipelines: HashMap<String, PipelineSink>,
 }
 
-/// A pipeline's per-step gauges, registered once: looking a labelled metric up on every
-/// step (hash its key, clone its labels) was most of a tick at 10,000 pipelines.
-struct PipelineGauges {
-    pid: [metrics::Gauge; 4],
-    pressure: metrics::Gauge,
-    predicted_input: metrics::Gauge,
-    /// Per profile, by index; registered on its first measurement (a gauge that was
-    /// never set would be exported as a retention of 0).
-    retention: Vec<Option<metrics::Gauge>>,
-    /// Input, output; registered on the first score, for the same reason.
-    anomaly: [Option<metrics::Gauge>; 2],
-    in_force: metrics::Gauge,
-    decided: metrics::Gauge,
-    /// Per profile, by index.
-    active: Vec<metrics::Gauge>,
-    input: metrics::Gauge,
-    output: metrics::Gauge,
+/// What the sink keeps per pipeline.
+struct PipelineSink {
+    /// Its `/metrics` series, looked up once: looking a labelled metric up on every step
+    /// (hash its key, clone its labels) was most of a tick at 10,000 pipelines.
+    series: Arc<PipelineSeries>,
+    /// The label of the last explanation, to log changes rather than every step.
+    last_explanation: Option<ExplanationLabel>,
 }
 
-/// The pipeline's gauges, registered on first use (no allocation once they are).
-fn gauges_of<'a>(
-    all: &'a mut HashMap<String, PipelineGauges>,
+/// An explanation's kind and labels (`blocked` and its guard, `held` and its signal and
+/// reason, ...): compared from step to step without building a string.
+type ExplanationLabel = (&'static str, &'static str, &'static str);
+
+/// The pipeline's entry, created on first use.
+fn entry_of<'a>(
+    all: &'a mut HashMap<String, PipelineSink>,
     cfg: &EngineConfig,
-) -> &'a mut PipelineGauges {
+) -> &'a mut PipelineSink {
     if !all.contains_key(&cfg.pipeline) {
-        all.insert(cfg.pipeline.clone(), PipelineGauges::new(cfg));
+        all.insert(
+            cfg.pipeline.clone(),
+            PipelineSink {
+                series: series::table().pipeline(cfg),
+                last_explanation: None,
+            },
+        );
     }
     all.get_mut(&cfg.pipeline).expect("inserted above")
-}
-
-impl PipelineGauges {
-    fn new(cfg: &EngineConfig) -> Self {
-        let p = cfg.pipeline.clone();
-        let g = |name: &'static str| metrics::gauge!(name, "pipeline" => p.clone());
-        let active = cfg
-            .profiles
-            .iter()
-            .map(|prof| metrics::gauge!(m::PROFILE_ACTIVE, "pipeline" => p.clone(), "profile" => prof.name.clone()))
-            .collect();
-        PipelineGauges {
-            pid: [g(m::PID_P), g(m::PID_I), g(m::PID_D), g(m::PID_OUTPUT)],
-            pressure: g(m::PRESSURE),
-            predicted_input: g(m::PREDICTED_INPUT),
-            retention: vec![None; cfg.profiles.len()],
-            anomaly: [None, None],
-            in_force: g(m::PROFILE_IN_FORCE),
-            decided: g(m::PROFILE_DECIDED),
-            active,
-            input: g(m::INPUT),
-            output: g(m::OUTPUT),
-        }
-    }
 }
 
 fn value(s: &Sample) -> Option<f64> {
@@ -190,8 +166,7 @@ impl Sink {
         Sink {
             board,
             journal,
-            last_explanation: HashMap::new(),
-            gauges: HashMap::new(),
+            pipelines: HashMap::new(),
         }
     }
 
@@ -204,10 +179,11 @@ impl Sink {
         if let Some(w) = self.journal.as_mut().and_then(Journal::writer) {
             w.pipeline(cfg, Some(&engine.state()));
         }
-        metrics::gauge!(m::BUDGET, "pipeline" => cfg.pipeline.clone()).set(cfg.budget_series);
         // Again after a policy swap: the ladder may have changed.
-        self.gauges
-            .insert(cfg.pipeline.clone(), PipelineGauges::new(cfg));
+        let series = series::table().pipeline(cfg);
+        series.fixed(Fixed::Budget).set(cfg.budget_series);
+        let e = entry_of(&mut self.pipelines, cfg);
+        e.series = series;
         let mut b = self.board.write().expect("board lock");
         let st = b.pipelines.entry(cfg.pipeline.clone()).or_default();
         st.pipeline = cfg.pipeline.clone();
@@ -225,60 +201,52 @@ impl Sink {
         if let Some(w) = self.journal.as_mut().and_then(Journal::writer) {
             w.record(p, now, obs, step);
         }
-        let pl = || p.to_string();
-        let name = |i: usize| {
-            cfg.profiles
-                .get(i)
-                .map_or("?", |x| x.name.as_str())
-                .to_string()
-        };
+        let name = |i: usize| cfg.profiles.get(i).map_or("?", |x| x.name.as_str());
+        let entry = entry_of(&mut self.pipelines, cfg);
+        let g = &*entry.series;
         let mut log_entries = Vec::new();
         let mut eval = None;
         for ev in &step.events {
             match ev {
                 Event::Evaluated(e) => {
-                    let g = gauges_of(&mut self.gauges, cfg);
-                    for (gauge, v) in g.pid.iter().zip([e.p, e.i, e.d, e.output]) {
-                        gauge.set(v);
+                    for (f, v) in [
+                        (Fixed::PidP, e.p),
+                        (Fixed::PidI, e.i),
+                        (Fixed::PidD, e.d),
+                        (Fixed::PidOutput, e.output),
+                        (Fixed::Pressure, e.pressure),
+                        (Fixed::PredictedInput, e.predicted_input),
+                    ] {
+                        g.fixed(f).set(v);
                     }
-                    g.pressure.set(e.pressure);
-                    g.predicted_input.set(e.predicted_input);
-                    let profile = engine.in_force();
-                    if let (Some(r), Some(slot)) =
-                        (e.measured_retention, g.retention.get_mut(profile))
+                    if let (Some(r), Some(cell)) =
+                        (e.measured_retention, g.retention(engine.in_force()))
                     {
-                        slot.get_or_insert_with(|| {
-                            metrics::gauge!(m::RETENTION, "pipeline" => pl(), "profile" => name(profile))
-                        })
-                        .set(r);
+                        cell.set(r);
                     }
-                    for ((slot, signal), score) in g
-                        .anomaly
-                        .iter_mut()
-                        .zip(["input", "output"])
-                        .zip([e.anomaly_input, e.anomaly_output])
-                    {
+                    for (i, score) in [e.anomaly_input, e.anomaly_output].into_iter().enumerate() {
                         if let Some(s) = score {
-                            slot.get_or_insert_with(|| {
-                                metrics::gauge!(m::ANOMALY, "pipeline" => pl(), "signal" => signal)
-                            })
-                            .set(s);
+                            g.anomaly(i).set(s);
                         }
                     }
                     eval = Some(*e);
                 }
                 Event::Switched(d) => {
-                    metrics::counter!(m::DECISIONS, "pipeline" => pl(), "from" => d.from.clone(), "to" => d.to.clone(), "reason" => d.reason_label()).increment(1);
+                    g.count(CounterKey::Decision {
+                        from: d.from.as_str().into(),
+                        to: d.to.as_str().into(),
+                        reason: d.reason_label(),
+                    });
                     tracing::info!(pipeline = p, from = %d.from, to = %d.to, reason = d.reason_label(), sentence = %d, "Switched profile.");
                     log_entries.push(("switched", d.to_string()));
                 }
-                Event::Blocked(b) => {
-                    metrics::counter!(m::BLOCKED, "pipeline" => pl(), "guard" => b.guard.label())
-                        .increment(1);
-                }
-                Event::Held(h) => {
-                    metrics::counter!(m::HOLDS, "pipeline" => pl(), "signal" => h.signal.label(), "reason" => h.reason.label()).increment(1);
-                }
+                Event::Blocked(b) => g.count(CounterKey::Blocked {
+                    guard: b.guard.label(),
+                }),
+                Event::Held(h) => g.count(CounterKey::Held {
+                    signal: h.signal.label(),
+                    reason: h.reason.label(),
+                }),
                 Event::Kept(_) => {}
                 Event::Audit(a) => {
                     let text = ev.sentence(&cfg.profiles).unwrap_or_default();
@@ -293,7 +261,7 @@ impl Sink {
                             ("emergency", "requested")
                         }
                     };
-                    metrics::counter!(m::COMMANDS, "pipeline" => pl(), "command" => command, "outcome" => outcome).increment(1);
+                    g.count(CounterKey::Command { command, outcome });
                     tracing::info!(pipeline = p, command, outcome, sentence = %text, "Command handled.");
                     log_entries.push(("audit", text));
                 }
@@ -308,21 +276,33 @@ impl Sink {
                 }
             }
         }
+        let in_force = engine.in_force();
+        g.fixed(Fixed::InForce).set(in_force as f64);
+        g.fixed(Fixed::Decided).set(engine.current() as f64);
+        for (i, cell) in g.active().iter().enumerate() {
+            cell.set(if i == in_force { 1.0 } else { 0.0 });
+        }
+        if let (Some(i), Some(o)) = (value(&obs.input), value(&obs.output)) {
+            g.fixed(Fixed::Input).set(i);
+            g.fixed(Fixed::Output).set(o);
+        }
         // The explanation: logged when it changes (a block or a hold repeats every step).
         if let Some(e) = step.explanation() {
-            let label = match e {
-                Event::Switched(_) => "switched".to_string(),
-                Event::Blocked(b) => format!("blocked:{}", b.guard.label()),
-                Event::Held(h) => format!("held:{}:{}", h.signal, h.reason.label()),
-                Event::Kept(k) => format!("kept:{}", k.label()),
-                _ => String::new(),
+            let label: ExplanationLabel = match e {
+                Event::Switched(_) => ("switched", "", ""),
+                Event::Blocked(b) => ("blocked", b.guard.label(), ""),
+                Event::Held(h) => ("held", h.signal.label(), h.reason.label()),
+                Event::Kept(k) => ("kept", k.label(), ""),
+                _ => ("", "", ""),
             };
             let sentence = e.sentence(&cfg.profiles).unwrap_or_default();
-            let changed = self.last_explanation.get(p) != Some(&label);
+            let changed = entry.last_explanation != Some(label);
+            entry.last_explanation = Some(label);
             if changed && !matches!(e, Event::Switched(_)) {
                 match e {
                     Event::Held(_) => {
-                        tracing::warn!(pipeline = p, sentence = %sentence, "Holding on bad input.")
+                        tracing::warn!(pipeline = p, sentence = %sentence, "Holding on bad input.");
+                        log_entries.push(("held", sentence.clone()));
                     }
                     Event::Blocked(_) => {
                         tracing::info!(pipeline = p, sentence = %sentence, "Switch blocked.");
@@ -331,23 +311,8 @@ impl Sink {
                     Event::Kept(Kept::NoNewSample { .. }) => {}
                     _ => tracing::debug!(pipeline = p, sentence = %sentence, "Kept profile."),
                 }
-                if matches!(e, Event::Held(_)) {
-                    log_entries.push(("held", sentence.clone()));
-                }
             }
-            self.last_explanation.insert(p.to_string(), label);
-            self.update_board(now, obs, engine, &sentence, eval, &log_entries);
-        }
-        let in_force = engine.in_force();
-        let g = gauges_of(&mut self.gauges, cfg);
-        g.in_force.set(in_force as f64);
-        g.decided.set(engine.current() as f64);
-        for (i, gauge) in g.active.iter().enumerate() {
-            gauge.set(if i == in_force { 1.0 } else { 0.0 });
-        }
-        if let (Some(i), Some(o)) = (value(&obs.input), value(&obs.output)) {
-            g.input.set(i);
-            g.output.set(o);
+            self.update_board(now, obs, engine, sentence, eval, log_entries);
         }
     }
 
@@ -356,48 +321,70 @@ impl Sink {
         now: Timestamp,
         obs: &Observation,
         engine: &Engine,
-        explanation: &str,
+        explanation: String,
         eval: Option<crate::core::event::Evaluation>,
-        log_entries: &[(&'static str, String)],
+        log_entries: Vec<(&'static str, String)>,
     ) {
         let cfg = engine.config();
         let mut b = self.board.write().expect("board lock");
+        let mut last_switch = None;
         for (kind, sentence) in log_entries {
+            if kind == "switched" {
+                last_switch = Some(LogEntry {
+                    at: now,
+                    pipeline: cfg.pipeline.clone(),
+                    kind,
+                    sentence: sentence.clone(),
+                });
+            }
             b.log(LogEntry {
                 at: now,
                 pipeline: cfg.pipeline.clone(),
                 kind,
-                sentence: sentence.clone(),
+                sentence,
             });
         }
-        let last_switch = log_entries
-            .iter()
-            .rev()
-            .find(|(k, _)| *k == "switched")
-            .map(|(_, s)| LogEntry {
-                at: now,
-                pipeline: cfg.pipeline.clone(),
-                kind: "switched",
-                sentence: s.clone(),
-            });
-        let st = b.pipelines.entry(cfg.pipeline.clone()).or_default();
-        st.pipeline = cfg.pipeline.clone();
-        st.decided = cfg.profiles[engine.current()].name.clone();
-        st.in_force = cfg.profiles[engine.in_force()].name.clone();
+        // Looked up before inserting: `entry` would take a new copy of the name every
+        // step, and the strings are only replaced when they change.
+        if !b.pipelines.contains_key(&cfg.pipeline) {
+            b.pipelines.insert(cfg.pipeline.clone(), Box::default());
+        }
+        let st = b.pipelines.get_mut(&cfg.pipeline).expect("inserted above");
+        let set = |field: &mut String, value: &str| {
+            if field != value {
+                value.clone_into(field);
+            }
+        };
+        set(&mut st.pipeline, &cfg.pipeline);
+        set(&mut st.decided, &cfg.profiles[engine.current()].name);
+        set(&mut st.in_force, &cfg.profiles[engine.in_force()].name);
         st.in_force_since = engine.in_force_since();
-        st.explanation = explanation.to_string();
+        st.explanation = explanation;
         st.budget_series = cfg.budget_series;
-        st.active_guards = engine
-            .active_guards(now)
-            .into_iter()
-            .map(|(g, until)| GuardStatus {
-                guard: g.label(),
-                until,
-            })
-            .collect();
-        st.pinned = engine
-            .pinned()
-            .map(|p| (cfg.profiles[p.profile].name.clone(), p.until));
+        st.active_guards.clear();
+        st.active_guards
+            .extend(
+                engine
+                    .active_guards(now)
+                    .into_iter()
+                    .map(|(g, until)| GuardStatus {
+                        guard: g.label(),
+                        until,
+                    }),
+            );
+        match engine.pinned() {
+            Some(pin) => {
+                let name = &cfg.profiles[pin.profile].name;
+                match &mut st.pinned {
+                    Some((n, until)) => {
+                        set(n, name);
+                        *until = pin.until;
+                    }
+                    None => st.pinned = Some((name.clone(), pin.until)),
+                }
+            }
+            None => st.pinned = None,
+        }
         if let Some(d) = last_switch {
             st.last_decision = Some(d);
         }
@@ -421,6 +408,11 @@ impl Sink {
 
     /// A new status entry for a pipeline before its first step.
     pub fn status_of(&self, pipeline: &str) -> Option<PipelineStatus> {
-        self.board.read().ok()?.pipelines.get(pipeline).cloned()
+        self.board
+            .read()
+            .ok()?
+            .pipelines
+            .get(pipeline)
+            .map(|st| (**st).clone())
     }
 }

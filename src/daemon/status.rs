@@ -111,8 +111,9 @@ pub struct LogEntry {
 /// Everything the API shows.
 #[derive(Debug, Default, Serialize)]
 pub struct Board {
-    /// Per pipeline.
-    pub pipelines: BTreeMap<String, PipelineStatus>,
+    /// Per pipeline; boxed, since a B-tree filled in name order leaves its nodes about
+    /// half empty and a status is hundreds of bytes.
+    pub pipelines: BTreeMap<String, Box<PipelineStatus>>,
     /// Latest state of each query (`ok`, `empty`, `stale`, `error`).
     pub sources: BTreeMap<String, String>,
     /// True in safe hold.
