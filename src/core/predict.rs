@@ -115,14 +115,20 @@ impl LineSums {
         last_y: 0.0,
     };
 
+    /// The sums every point adds, whatever the order.
     #[inline]
-    fn add(&mut self, x: f64, y: f64) {
+    fn sum(&mut self, x: f64, y: f64) {
         self.n += 1;
         self.sx += x;
         self.sy += y;
         self.sxx += x * x;
         self.sxy += x * y;
         self.syy += y * y;
+    }
+
+    #[inline]
+    fn add(&mut self, x: f64, y: f64) {
+        self.sum(x, y);
         // Comparisons, not `f64::min`: x is never NaN, and this is the hot loop.
         if x < self.min_x {
             self.min_x = x;
@@ -141,12 +147,7 @@ impl LineSums {
             self.max_x = x;
             self.last_y = y;
         }
-        self.n += 1;
-        self.sx += x;
-        self.sy += y;
-        self.sxx += x * x;
-        self.sxy += x * y;
-        self.syy += y * y;
+        self.sum(x, y);
         self.min_x = x;
     }
 
