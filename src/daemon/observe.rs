@@ -132,24 +132,22 @@ pub fn source_state<'a>(samples: impl IntoIterator<Item = &'a Sample>) -> &'stat
     ["ok", "empty", "stale", "error"][worst]
 }
 
-/// Classifies both signals for every pipeline in `pipelines`, in its order (the names
-/// are moved into the result, not copied).
-pub fn classify_all(
+/// Each pipeline's (input, output) samples, in the order `pipelines` names them.
+pub fn classify_each<'a>(
     input: &SignalResult,
     output: &SignalResult,
-    pipelines: BTreeSet<String>,
+    pipelines: impl IntoIterator<Item = &'a str>,
     now: Timestamp,
     max_age: Duration,
-) -> Vec<(String, (Sample, Sample))> {
+) -> Vec<(Sample, Sample)> {
     let (input, output) = (Indexed::new(input), Indexed::new(output));
     pipelines
         .into_iter()
         .map(|p| {
-            let samples = (
-                input.classify(&p, now, max_age),
-                output.classify(&p, now, max_age),
-            );
-            (p, samples)
+            (
+                input.classify(p, now, max_age),
+                output.classify(p, now, max_age),
+            )
         })
         .collect()
 }

@@ -164,13 +164,14 @@ fn render_pipeline(h: &mut String, st: &PipelineStatus, decisions: &[LogEntry]) 
             time(*until)
         );
     }
+    let explanation = st.explanation.text();
     let _ = writeln!(
         h,
         "<dt>Now</dt><dd class=\"explanation\">{}</dd>",
-        if st.explanation.is_empty() {
+        if explanation.is_empty() {
             "no step yet".to_string()
         } else {
-            escape(&st.explanation)
+            escape(&explanation)
         }
     );
     let _ = writeln!(

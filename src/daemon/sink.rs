@@ -5,12 +5,12 @@
 
 use super::metrics as m;
 use super::series::{self, CounterKey, Fixed, PipelineSeries};
-use super::status::{GuardStatus, LogEntry, PidStatus, PipelineStatus, SharedBoard};
+use super::status::{Explanation, GuardStatus, LogEntry, PidStatus, PipelineStatus, SharedBoard};
+use crate::core::config::ProfileSpec;
 use crate::core::event::{Event, Kept, Step};
 use crate::core::{Engine, EngineConfig, Observation, RestoreNote, Sample, Timestamp};
 use crate::journal::{JournalError, JournalWriter};
 use crate::policy::ValidatedPolicy;
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -119,39 +119,33 @@ pub struct Sink {
     pub board: SharedBoard,
     /// The journal, when enabled.
     pub journal: Option<Journal>,
-    /// Per pipeline: its series and the last explanation logged.
-    pipelines: HashMap<String, PipelineSink>,
 }
 
-/// What the sink keeps per pipeline.
-struct PipelineSink {
+/// What the sink keeps per pipeline, held by the pipeline's controller slot: a map here
+/// looked up by name on every step was a sixth of the sink's time at 10,000 pipelines,
+/// and outlived the pipelines the controller dropped.
+pub struct PipelineSink {
     /// Its `/metrics` series, looked up once: looking a labelled metric up on every step
     /// (hash its key, clone its labels) was most of a tick at 10,000 pipelines.
     series: Arc<PipelineSeries>,
     /// The label of the last explanation, to log changes rather than every step.
     last_explanation: Option<ExplanationLabel>,
+    /// The ladder, shared with the status board's explanations (which name profiles by
+    /// index until they are read).
+    profiles: Arc<[ProfileSpec]>,
+}
+
+impl PipelineSink {
+    /// Keeps the explanation last logged by `old` (the same pipeline before a policy
+    /// swap), so an unchanged explanation is not logged again.
+    pub fn carry_over(&mut self, old: &PipelineSink) {
+        self.last_explanation = old.last_explanation;
+    }
 }
 
 /// An explanation's kind and labels (`blocked` and its guard, `held` and its signal and
 /// reason, ...): compared from step to step without building a string.
 type ExplanationLabel = (&'static str, &'static str, &'static str);
-
-/// The pipeline's entry, created on first use.
-fn entry_of<'a>(
-    all: &'a mut HashMap<String, PipelineSink>,
-    cfg: &EngineConfig,
-) -> &'a mut PipelineSink {
-    if !all.contains_key(&cfg.pipeline) {
-        all.insert(
-            cfg.pipeline.clone(),
-            PipelineSink {
-                series: series::table().pipeline(cfg),
-                last_explanation: None,
-            },
-        );
-    }
-    all.get_mut(&cfg.pipeline).expect("inserted above")
-}
 
 fn value(s: &Sample) -> Option<f64> {
     match s {
@@ -163,15 +157,17 @@ fn value(s: &Sample) -> Option<f64> {
 impl Sink {
     /// A sink over `board`, journaling into `journal` when given.
     pub fn new(board: SharedBoard, journal: Option<Journal>) -> Self {
-        Sink {
-            board,
-            journal,
-            pipelines: HashMap::new(),
-        }
+        Sink { board, journal }
     }
 
-    /// A pipeline got an engine (new, or restored from the saved state).
-    pub fn pipeline_started(&mut self, engine: &Engine, collector: &str, notes: &[RestoreNote]) {
+    /// A pipeline got an engine (new, or restored from the saved state): its entry, to
+    /// pass to every [`Sink::step`] of that engine.
+    pub fn pipeline_started(
+        &mut self,
+        engine: &Engine,
+        collector: &str,
+        notes: &[RestoreNote],
+    ) -> PipelineSink {
         let cfg = engine.config();
         for n in notes {
             tracing::warn!(pipeline = %cfg.pipeline, note = %n.0, "Restored state with a change.");
@@ -182,8 +178,6 @@ impl Sink {
         // Again after a policy swap: the ladder may have changed.
         let series = series::table().pipeline(cfg);
         series.fixed(Fixed::Budget).set(cfg.budget_series);
-        let e = entry_of(&mut self.pipelines, cfg);
-        e.series = series;
         let mut b = self.board.write().expect("board lock");
         let st = b.pipelines.entry(cfg.pipeline.clone()).or_default();
         st.pipeline = cfg.pipeline.clone();
@@ -192,17 +186,28 @@ impl Sink {
         st.decided = cfg.profiles[engine.current()].name.clone();
         st.in_force = cfg.profiles[engine.in_force()].name.clone();
         st.in_force_since = engine.in_force_since();
+        PipelineSink {
+            series,
+            last_explanation: None,
+            profiles: cfg.profiles.as_slice().into(),
+        }
     }
 
-    /// Records one step of `engine`.
-    pub fn step(&mut self, now: Timestamp, obs: &Observation, step: &Step, engine: &Engine) {
+    /// Records one step of `engine`, whose entry is `entry`.
+    pub fn step(
+        &mut self,
+        entry: &mut PipelineSink,
+        now: Timestamp,
+        obs: &Observation,
+        step: &Step,
+        engine: &Engine,
+    ) {
         let cfg: &EngineConfig = engine.config();
         let p = cfg.pipeline.as_str();
         if let Some(w) = self.journal.as_mut().and_then(Journal::writer) {
             w.record(p, now, obs, step);
         }
         let name = |i: usize| cfg.profiles.get(i).map_or("?", |x| x.name.as_str());
-        let entry = entry_of(&mut self.pipelines, cfg);
         let g = &*entry.series;
         let mut log_entries = Vec::new();
         let mut eval = None;
@@ -295,24 +300,29 @@ impl Sink {
                 Event::Kept(k) => ("kept", k.label(), ""),
                 _ => ("", "", ""),
             };
-            let sentence = e.sentence(&cfg.profiles).unwrap_or_default();
             let changed = entry.last_explanation != Some(label);
             entry.last_explanation = Some(label);
             if changed && !matches!(e, Event::Switched(_)) {
+                let sentence = || e.sentence(&cfg.profiles).unwrap_or_default();
                 match e {
                     Event::Held(_) => {
+                        let sentence = sentence();
                         tracing::warn!(pipeline = p, sentence = %sentence, "Holding on bad input.");
-                        log_entries.push(("held", sentence.clone()));
+                        log_entries.push(("held", sentence));
                     }
                     Event::Blocked(_) => {
+                        let sentence = sentence();
                         tracing::info!(pipeline = p, sentence = %sentence, "Switch blocked.");
-                        log_entries.push(("blocked", sentence.clone()));
+                        log_entries.push(("blocked", sentence));
                     }
                     Event::Kept(Kept::NoNewSample { .. }) => {}
-                    _ => tracing::debug!(pipeline = p, sentence = %sentence, "Kept profile."),
+                    _ => {
+                        tracing::debug!(pipeline = p, sentence = %e.sentence(&cfg.profiles).unwrap_or_default(), "Kept profile.")
+                    }
                 }
             }
-            self.update_board(now, obs, engine, sentence, eval, log_entries);
+            let explanation = Explanation::Event(e.clone(), entry.profiles.clone());
+            self.update_board(now, obs, engine, explanation, eval, log_entries);
         }
     }
 
@@ -321,7 +331,7 @@ impl Sink {
         now: Timestamp,
         obs: &Observation,
         engine: &Engine,
-        explanation: String,
+        explanation: Explanation,
         eval: Option<crate::core::event::Evaluation>,
         log_entries: Vec<(&'static str, String)>,
     ) {
@@ -346,10 +356,10 @@ impl Sink {
         }
         // Looked up before inserting: `entry` would take a new copy of the name every
         // step, and the strings are only replaced when they change.
-        if !b.pipelines.contains_key(&cfg.pipeline) {
-            b.pipelines.insert(cfg.pipeline.clone(), Box::default());
-        }
-        let st = b.pipelines.get_mut(&cfg.pipeline).expect("inserted above");
+        let st = match b.pipelines.get_mut(cfg.pipeline.as_str()) {
+            Some(st) => st,
+            None => b.pipelines.entry(cfg.pipeline.clone()).or_default(),
+        };
         let set = |field: &mut String, value: &str| {
             if field != value {
                 value.clone_into(field);

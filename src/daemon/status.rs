@@ -1,7 +1,8 @@
 //! What the HTTP API serves: a board the event sink updates and the handlers read, and the
 //! decision log. Plain data behind a lock; no decision is made here.
 
-use crate::core::Timestamp;
+use crate::core::config::ProfileSpec;
+use crate::core::{Event, Timestamp};
 use serde::Serialize;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, RwLock};
@@ -31,7 +32,7 @@ pub struct PipelineStatus {
     /// The last switch: when and the sentence.
     pub last_decision: Option<LogEntry>,
     /// The latest step's explanation.
-    pub explanation: String,
+    pub explanation: Explanation,
     /// Guards that would refuse a relaxation now, with their deadlines.
     pub active_guards: Vec<GuardStatus>,
     /// PID terms of the last healthy sample.
@@ -70,6 +71,43 @@ impl PipelineStatus {
         {
             self.history.pop_front();
         }
+    }
+}
+
+/// A step's explanation, kept as the event and put into words when read: a sentence
+/// for every step of 10,000 pipelines cost more than the steps themselves, and is read
+/// once per status request.
+#[derive(Clone, Debug, Default)]
+pub enum Explanation {
+    /// No step yet.
+    #[default]
+    None,
+    /// The explanation event and the ladder its profile indices name.
+    Event(Event, Arc<[ProfileSpec]>),
+    /// Already in words.
+    Text(String),
+}
+
+impl Explanation {
+    /// The sentence (empty before the first step).
+    pub fn text(&self) -> String {
+        match self {
+            Explanation::None => String::new(),
+            Explanation::Event(e, profiles) => e.sentence(profiles).unwrap_or_default(),
+            Explanation::Text(t) => t.clone(),
+        }
+    }
+}
+
+impl From<&str> for Explanation {
+    fn from(t: &str) -> Self {
+        Explanation::Text(t.to_string())
+    }
+}
+
+impl Serialize for Explanation {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.text())
     }
 }
 
