@@ -9,7 +9,8 @@
 //! a silent pick.
 
 use crate::core::{Sample, Timestamp};
-use std::collections::{BTreeSet, HashMap};
+use rustc_hash::FxHashMap;
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 /// One series of a query result: its pipeline label (if any), value and sample time.
@@ -47,12 +48,18 @@ pub fn classify(
 struct Indexed<'a> {
     error: Option<&'a str>,
     /// Per pipeline: its first series and how many there were.
-    by_pipeline: HashMap<&'a str, (&'a ResultSeries, usize)>,
+    by_pipeline: FxHashMap<&'a str, (&'a ResultSeries, usize)>,
 }
 
 impl<'a> Indexed<'a> {
     fn new(result: &'a SignalResult) -> Self {
-        let mut by_pipeline: HashMap<&str, (&ResultSeries, usize)> = HashMap::new();
+        // Built every tick over every pipeline's names: a fast non-keyed hash (the names
+        // come from our own Prometheus, and a collision flood only costs time) and no
+        // regrowth.
+        let mut by_pipeline: FxHashMap<&str, (&ResultSeries, usize)> = FxHashMap::default();
+        if let SignalResult::Ok(series) = result {
+            by_pipeline.reserve(series.len());
+        }
         match result {
             SignalResult::Error(message) => Indexed {
                 error: Some(message),

@@ -87,6 +87,7 @@ pub fn render(board: &Board, poll: Duration) -> String {
         h.push_str("<p class=\"none\">No pipeline yet: waiting for the first sample.</p>\n");
     }
     for st in board.pipelines.values() {
+        let st = &*st.lock();
         render_pipeline(
             &mut h,
             st,
@@ -312,7 +313,7 @@ fn time_text(t: Timestamp) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::daemon::status::GuardStatus;
+    use crate::daemon::status::{GuardStatus, StatusCell};
 
     fn board_with(st: PipelineStatus) -> Board {
         let mut b = Board {
@@ -320,7 +321,7 @@ mod tests {
             sampled: true,
             ..Board::default()
         };
-        b.pipelines.insert(st.pipeline.clone(), Box::new(st));
+        b.pipelines.insert(st.pipeline.clone(), StatusCell::new(st));
         b
     }
 

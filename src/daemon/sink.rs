@@ -5,7 +5,9 @@
 
 use super::metrics as m;
 use super::series::{self, CounterKey, Fixed, PipelineSeries};
-use super::status::{Explanation, GuardStatus, LogEntry, PidStatus, PipelineStatus, SharedBoard};
+use super::status::{
+    Explanation, GuardStatus, LogEntry, PidStatus, PipelineStatus, SharedBoard, StatusCell,
+};
 use crate::core::config::ProfileSpec;
 use crate::core::event::{Event, Kept, Step};
 use crate::core::{Engine, EngineConfig, Observation, RestoreNote, Sample, Timestamp};
@@ -119,6 +121,8 @@ pub struct Sink {
     pub board: SharedBoard,
     /// The journal, when enabled.
     pub journal: Option<Journal>,
+    /// The board already says the first sample is in.
+    sampled: bool,
 }
 
 /// What the sink keeps per pipeline, held by the pipeline's controller slot: a map here
@@ -133,6 +137,8 @@ pub struct PipelineSink {
     /// The ladder, shared with the status board's explanations (which name profiles by
     /// index until they are read).
     profiles: Arc<[ProfileSpec]>,
+    /// Its entry in the status board.
+    status: StatusCell,
 }
 
 impl PipelineSink {
@@ -157,7 +163,11 @@ fn value(s: &Sample) -> Option<f64> {
 impl Sink {
     /// A sink over `board`, journaling into `journal` when given.
     pub fn new(board: SharedBoard, journal: Option<Journal>) -> Self {
-        Sink { board, journal }
+        Sink {
+            board,
+            journal,
+            sampled: false,
+        }
     }
 
     /// A pipeline got an engine (new, or restored from the saved state): its entry, to
@@ -178,18 +188,23 @@ impl Sink {
         // Again after a policy swap: the ladder may have changed.
         let series = series::table().pipeline(cfg);
         series.fixed(Fixed::Budget).set(cfg.budget_series);
-        let mut b = self.board.write().expect("board lock");
-        let st = b.pipelines.entry(cfg.pipeline.clone()).or_default();
+        let cell = {
+            let mut b = self.board.write().expect("board lock");
+            b.pipelines.entry(cfg.pipeline.clone()).or_default().clone()
+        };
+        let mut st = cell.lock();
         st.pipeline = cfg.pipeline.clone();
         st.collector = collector.to_string();
         st.budget_series = cfg.budget_series;
         st.decided = cfg.profiles[engine.current()].name.clone();
         st.in_force = cfg.profiles[engine.in_force()].name.clone();
         st.in_force_since = engine.in_force_since();
+        drop(st);
         PipelineSink {
             series,
             last_explanation: None,
             profiles: cfg.profiles.as_slice().into(),
+            status: cell,
         }
     }
 
@@ -322,98 +337,17 @@ impl Sink {
                 }
             }
             let explanation = Explanation::Event(e.clone(), entry.profiles.clone());
-            self.update_board(now, obs, engine, explanation, eval, log_entries);
-        }
-    }
-
-    fn update_board(
-        &mut self,
-        now: Timestamp,
-        obs: &Observation,
-        engine: &Engine,
-        explanation: Explanation,
-        eval: Option<crate::core::event::Evaluation>,
-        log_entries: Vec<(&'static str, String)>,
-    ) {
-        let cfg = engine.config();
-        let mut b = self.board.write().expect("board lock");
-        let mut last_switch = None;
-        for (kind, sentence) in log_entries {
-            if kind == "switched" {
-                last_switch = Some(LogEntry {
-                    at: now,
-                    pipeline: cfg.pipeline.clone(),
-                    kind,
-                    sentence: sentence.clone(),
-                });
-            }
-            b.log(LogEntry {
-                at: now,
-                pipeline: cfg.pipeline.clone(),
-                kind,
-                sentence,
-            });
-        }
-        // Looked up before inserting: `entry` would take a new copy of the name every
-        // step, and the strings are only replaced when they change.
-        let st = match b.pipelines.get_mut(cfg.pipeline.as_str()) {
-            Some(st) => st,
-            None => b.pipelines.entry(cfg.pipeline.clone()).or_default(),
-        };
-        let set = |field: &mut String, value: &str| {
-            if field != value {
-                value.clone_into(field);
-            }
-        };
-        set(&mut st.pipeline, &cfg.pipeline);
-        set(&mut st.decided, &cfg.profiles[engine.current()].name);
-        set(&mut st.in_force, &cfg.profiles[engine.in_force()].name);
-        st.in_force_since = engine.in_force_since();
-        st.explanation = explanation;
-        st.budget_series = cfg.budget_series;
-        st.active_guards.clear();
-        st.active_guards
-            .extend(
-                engine
-                    .active_guards(now)
-                    .into_iter()
-                    .map(|(g, until)| GuardStatus {
-                        guard: g.label(),
-                        until,
-                    }),
+            let last_switch = self.log(now, p, log_entries);
+            update_status(
+                &entry.status,
+                now,
+                obs,
+                engine,
+                explanation,
+                eval,
+                last_switch,
             );
-        match engine.pinned() {
-            Some(pin) => {
-                let name = &cfg.profiles[pin.profile].name;
-                match &mut st.pinned {
-                    Some((n, until)) => {
-                        set(n, name);
-                        *until = pin.until;
-                    }
-                    None => st.pinned = Some((name.clone(), pin.until)),
-                }
-            }
-            None => st.pinned = None,
         }
-        if let Some(d) = last_switch {
-            st.last_decision = Some(d);
-        }
-        if let Some(e) = eval {
-            st.pid = PidStatus {
-                p: e.p,
-                i: e.i,
-                d: e.d,
-                output: e.output,
-            };
-            st.pressure = e.pressure;
-        }
-        if let (Some(i), Some(o)) = (value(&obs.input), value(&obs.output)) {
-            st.input_series = Some(i);
-            st.output_series = Some(o);
-            st.record(now, i, o);
-        }
-        st.vanished = matches!(obs.input, Sample::Empty) && matches!(obs.output, Sample::Empty);
-        b.sampled = true;
     }
 
     /// A new status entry for a pipeline before its first step.
@@ -423,6 +357,103 @@ impl Sink {
             .ok()?
             .pipelines
             .get(pipeline)
-            .map(|st| (**st).clone())
+            .map(|st| st.lock().clone())
     }
+
+    /// Logs the step's entries in the board (marking the first sample in); the last
+    /// switch among them, for the pipeline's status.
+    fn log(
+        &mut self,
+        now: Timestamp,
+        pipeline: &str,
+        log_entries: Vec<(&'static str, String)>,
+    ) -> Option<LogEntry> {
+        let mut last_switch = None;
+        // The board only for what is shared (the log, the first sample), and never while
+        // a status cell is held (see `StatusCell`).
+        if !log_entries.is_empty() || !self.sampled {
+            let mut b = self.board.write().expect("board lock");
+            for (kind, sentence) in log_entries {
+                let entry = LogEntry {
+                    at: now,
+                    pipeline: pipeline.to_string(),
+                    kind,
+                    sentence,
+                };
+                if kind == "switched" {
+                    last_switch = Some(entry.clone());
+                }
+                b.log(entry);
+            }
+            b.sampled = true;
+            self.sampled = true;
+        }
+        last_switch
+    }
+}
+
+/// Updates a pipeline's status after a step.
+fn update_status(
+    status: &StatusCell,
+    now: Timestamp,
+    obs: &Observation,
+    engine: &Engine,
+    explanation: Explanation,
+    eval: Option<crate::core::event::Evaluation>,
+    last_switch: Option<LogEntry>,
+) {
+    let cfg = engine.config();
+    let mut st = status.lock();
+    let set = |field: &mut String, value: &str| {
+        if field != value {
+            value.clone_into(field);
+        }
+    };
+    set(&mut st.pipeline, &cfg.pipeline);
+    set(&mut st.decided, &cfg.profiles[engine.current()].name);
+    set(&mut st.in_force, &cfg.profiles[engine.in_force()].name);
+    st.in_force_since = engine.in_force_since();
+    st.explanation = explanation;
+    st.budget_series = cfg.budget_series;
+    st.active_guards.clear();
+    st.active_guards.extend(
+        engine
+            .active_guards(now)
+            .into_iter()
+            .map(|(g, until)| GuardStatus {
+                guard: g.label(),
+                until,
+            }),
+    );
+    match engine.pinned() {
+        Some(pin) => {
+            let name = &cfg.profiles[pin.profile].name;
+            match &mut st.pinned {
+                Some((n, until)) => {
+                    set(n, name);
+                    *until = pin.until;
+                }
+                None => st.pinned = Some((name.clone(), pin.until)),
+            }
+        }
+        None => st.pinned = None,
+    }
+    if let Some(d) = last_switch {
+        st.last_decision = Some(d);
+    }
+    if let Some(e) = eval {
+        st.pid = PidStatus {
+            p: e.p,
+            i: e.i,
+            d: e.d,
+            output: e.output,
+        };
+        st.pressure = e.pressure;
+    }
+    if let (Some(i), Some(o)) = (value(&obs.input), value(&obs.output)) {
+        st.input_series = Some(i);
+        st.output_series = Some(o);
+        st.record(now, i, o);
+    }
+    st.vanished = matches!(obs.input, Sample::Empty) && matches!(obs.output, Sample::Empty);
 }
