@@ -81,14 +81,14 @@ fn the_protocol_figures_are_those_the_docs_report() {
 
 /// Standard score per variant of the default detector (docs/anomaly-validation.md).
 const FIGURES: [(Variant, f64); 5] = [
-    (Variant::Original, 57.83),
-    (Variant::Hourly, 49.78),
-    (Variant::CropLast2000, 40.13),
-    (Variant::Dropouts, 47.75),
-    (Variant::HourlyDropouts, 39.56),
+    (Variant::Original, 58.35),
+    (Variant::Hourly, 51.42),
+    (Variant::CropLast2000, 44.94),
+    (Variant::Dropouts, 50.05),
+    (Variant::HourlyDropouts, 41.08),
 ];
 /// Pooled standard score of the default detector over every variant.
-const POOLED: f64 = 47.71;
+const POOLED: f64 = 49.66;
 /// Each baseline's |z| threshold chosen on the original files, and its pooled score.
 const BASELINES: [(BaselineKind, f64, f64); 2] = [
     (BaselineKind::RollingZ, 5.0, 32.39),

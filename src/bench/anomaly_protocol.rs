@@ -45,17 +45,21 @@ pub enum Mechanism {
     Neighbours,
     /// The density's minimum of two points (the window alone, one point at hourly data).
     MinPoints,
+    /// The seasonal clip on what one residual teaches the level and the offsets
+    /// (`shift_clip` = 0: a sustained shift is learnt in a point or two again).
+    ShiftClip,
 }
 
 impl Mechanism {
     /// Every mechanism, in report order.
-    pub const ALL: [Mechanism; 6] = [
+    pub const ALL: [Mechanism; 7] = [
         Mechanism::Cooldown,
         Mechanism::Density,
         Mechanism::MinPoints,
         Mechanism::Far,
         Mechanism::Record,
         Mechanism::Neighbours,
+        Mechanism::ShiftClip,
     ];
 
     /// The name reports and `--off` use.
@@ -67,6 +71,7 @@ impl Mechanism {
             Mechanism::Record => "record",
             Mechanism::Neighbours => "neighbours",
             Mechanism::MinPoints => "min-points",
+            Mechanism::ShiftClip => "shift-clip",
         }
     }
 
@@ -85,6 +90,7 @@ impl Mechanism {
             Mechanism::Record => p.aux.far_record = false,
             Mechanism::Neighbours => p.seasonal.neighbour_secs = 0,
             Mechanism::MinPoints => p.scorer.density_min_points = 0,
+            Mechanism::ShiftClip => p.seasonal.shift_clip = 0.0,
         }
     }
 }

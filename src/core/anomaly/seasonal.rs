@@ -293,12 +293,26 @@ impl SeasonalProfile {
     /// overflow); `None` if the bucket has not been seen.
     #[inline]
     fn z_in(&self, b: usize, x: f64, cfg: &ProfileCfg) -> Option<f64> {
-        let r = x - self.predict_in(b)?;
+        self.z_and_scale_in(b, x, cfg).0
+    }
+
+    /// `z_in`, and the scale it divided by when it computed one (`learn_in` clips by the
+    /// same scale, so the per-point path computes it once).
+    #[inline]
+    fn z_and_scale_in(&self, b: usize, x: f64, cfg: &ProfileCfg) -> (Option<f64>, Option<f64>) {
+        let Some(p) = self.predict_in(b) else {
+            return (None, None);
+        };
+        let r = x - p;
         if r == 0.0 {
-            return Some(0.0);
+            return (Some(0.0), None);
         }
-        let z = r / self.scale_in(b, cfg).max(scale_floor(x));
-        Some(if z.is_finite() { z } else { r.signum() * 1e6 })
+        let scale = self.scale_in(b, cfg).max(scale_floor(x));
+        let z = r / scale;
+        (
+            Some(if z.is_finite() { z } else { r.signum() * 1e6 }),
+            Some(scale),
+        )
     }
 
     /// True once errors have been learnt for the scale's warm-up and there are two (a
@@ -320,19 +334,29 @@ impl SeasonalProfile {
         Some(self.level? + f64::from(s))
     }
 
-    /// Learns `x` at `at` in bucket `b`, `dt_ms` after the previous point.
+    /// Learns `x` at `at` in bucket `b`, `dt_ms` after the previous point; `scale` is
+    /// `scale_in(b).max(scale_floor(x))` when the caller has it already.
     #[inline]
-    fn learn_in(&mut self, at: Timestamp, dt_ms: Option<i64>, b: usize, x: f64, cfg: &ProfileCfg) {
+    fn learn_in(
+        &mut self,
+        at: Timestamp,
+        dt_ms: Option<i64>,
+        b: usize,
+        x: f64,
+        cfg: &ProfileCfg,
+        scale: Option<f64>,
+    ) {
         let at_ms = at.as_millis();
         self.start.get_or_insert(at_ms);
         let w = self.weights.at(dt_ms.unwrap_or(0), cfg);
         // How far one residual may move the level and the offset: `shift_clip` scales,
         // the scale being the one the point was judged by (before this error enters it).
         // A sustained shift then stays surprising for hours instead of being learnt in
-        // one or two points (at hourly sampling the level's weight is 0.74), and the
+        // one or two points (at hourly sampling the level weighs a point 0.63), and the
         // model still follows it, linearly in time, so a real new level is learnt.
-        let limit = (cfg.shift_clip > 0.0 && self.scale_ready(at, cfg))
-            .then(|| cfg.shift_clip * self.scale_in(b, cfg).max(scale_floor(x)));
+        let limit = (cfg.shift_clip > 0.0 && self.scale_ready(at, cfg)).then(|| {
+            cfg.shift_clip * scale.unwrap_or_else(|| self.scale_in(b, cfg).max(scale_floor(x)))
+        });
         let clip = |r: f64| match limit {
             Some(l) => r.clamp(-l, l),
             None => r,
@@ -384,7 +408,8 @@ pub struct SeasonalParams {
     pub weekly_bucket_secs: u64,
     /// Whether to run the weekly profile.
     pub weekly: bool,
-    /// Time constant of the level (45 min).
+    /// Time constant of the level (1 h: the scorer's density window, so a change the
+    /// level absorbs shows for at least one window).
     pub level_secs: u64,
     /// Time constant of the daily offsets (36 h).
     pub daily_secs: u64,
@@ -405,7 +430,8 @@ pub struct SeasonalParams {
     /// week it has seen twice).
     pub weekly_trust_secs: i64,
     /// Largest residual the level and the offsets learn from, in units of the scale the
-    /// point was judged by (0: no limit).
+    /// point was judged by (3, the usual outlier bound; 0: no limit): a sustained shift
+    /// stays surprising for hours instead of being learnt in one or two points.
     pub shift_clip: f64,
 }
 
@@ -415,7 +441,7 @@ impl Default for SeasonalParams {
             daily_bucket_secs: 3_600,
             weekly_bucket_secs: 3_600,
             weekly: false,
-            level_secs: 45 * 60,
+            level_secs: 3_600,
             daily_secs: 36 * 3_600,
             weekly_secs: 5 * 86_400,
             error_secs: 8 * 3_600,
@@ -424,7 +450,7 @@ impl Default for SeasonalParams {
             neighbour_secs: 3_600,
             scale_warm_up_secs: 2 * 3_600,
             weekly_trust_secs: WEEK_SECS,
-            shift_clip: 0.0,
+            shift_clip: 3.0,
         }
     }
 }
@@ -573,10 +599,10 @@ impl SeasonalModel {
     pub fn learn(&mut self, at: Timestamp, dt_ms: Option<i64>, x: f64) {
         let [dc, wc] = self.cfg;
         let b = self.daily.locate(at, &dc);
-        self.daily.learn_in(at, dt_ms, b, x, &dc);
+        self.daily.learn_in(at, dt_ms, b, x, &dc, None);
         if let Some(w) = &mut self.weekly {
             let b = w.locate(at, &wc);
-            w.learn_in(at, dt_ms, b, x, &wc);
+            w.learn_in(at, dt_ms, b, x, &wc, None);
         }
     }
 
@@ -588,14 +614,14 @@ impl SeasonalModel {
         let bd = self.daily.locate(at, &dc);
         let bw = self.weekly.as_mut().map(|w| w.locate(at, &wc));
         let weekly = self.use_weekly(at);
-        let z = match (weekly, &self.weekly, bw) {
-            (Some(true), Some(w), Some(bw)) => w.z_in(bw, x, &wc),
-            (Some(_), _, _) => self.daily.z_in(bd, x, &dc),
-            (None, _, _) => None,
+        let (z, daily_scale) = match (weekly, &self.weekly, bw) {
+            (Some(true), Some(w), Some(bw)) => (w.z_in(bw, x, &wc), None),
+            (Some(_), _, _) => self.daily.z_and_scale_in(bd, x, &dc),
+            (None, _, _) => (None, None),
         };
-        self.daily.learn_in(at, dt_ms, bd, x, &dc);
+        self.daily.learn_in(at, dt_ms, bd, x, &dc, daily_scale);
         if let (Some(w), Some(bw)) = (&mut self.weekly, bw) {
-            w.learn_in(at, dt_ms, bw, x, &wc);
+            w.learn_in(at, dt_ms, bw, x, &wc, None);
         }
         z
     }
