@@ -31,7 +31,7 @@ pub struct BenchAnomalyArgs {
     #[arg(long, value_delimiter = ',')]
     files: Vec<String>,
     /// Turn off a mechanism of the default detector (cooldown, density, min-points, far,
-    /// record, neighbours); repeatable.
+    /// record, neighbours, shift-clip); repeatable.
     #[arg(long, value_parser = parse_mechanism)]
     off: Vec<Mechanism>,
     /// Parameters of the default detector as JSON (`EnsembleParams`; unset fields keep
