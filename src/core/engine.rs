@@ -252,6 +252,9 @@ pub struct RestoreNote(pub String);
 pub struct Engine {
     cfg: EngineConfig,
     state: EngineStateOf<usize>,
+    // Retention assumed per profile (`retention(i)`), kept up to date with the
+    // measurements: the control law reads it for every profile at every sample.
+    rets: Vec<f64>,
 }
 
 // Smoothing of the measured retention: recent enough to notice a collector change within
@@ -303,7 +306,18 @@ impl Engine {
             measured_retention: Vec::new(),
             anomaly: cfg.anomaly.as_ref().map(AnomalyState::new),
         };
-        Engine { cfg, state }
+        Engine::with_state(cfg, state)
+    }
+
+    /// The engine over `state`, with the retention cache built from it.
+    fn with_state(cfg: EngineConfig, state: EngineStateOf<usize>) -> Self {
+        let mut e = Engine {
+            cfg,
+            state,
+            rets: Vec::new(),
+        };
+        e.rets = (0..e.cfg.profiles.len()).map(|i| e.retention(i)).collect();
+        e
     }
 
     /// Continues from a persisted state, matching profiles by name. The daemon must come
@@ -363,7 +377,7 @@ impl Engine {
                 Some(AnomalyState::new(a))
             }
         };
-        (Engine { cfg, state: s }, notes)
+        (Engine::with_state(cfg, s), notes)
     }
 
     /// The state to persist (profiles by name).
@@ -871,14 +885,23 @@ impl Engine {
         if settled && input > 0.0 {
             let r = (output / input).clamp(0.0, 1.0);
             let f = self.state.in_force;
-            match self
+            let m = match self
                 .state
                 .measured_retention
                 .iter_mut()
                 .find(|(p, _)| *p == f)
             {
-                Some((_, m)) => *m += RETENTION_ALPHA * (r - *m),
-                None => self.state.measured_retention.push((f, r)),
+                Some((_, m)) => {
+                    *m += RETENTION_ALPHA * (r - *m);
+                    *m
+                }
+                None => {
+                    self.state.measured_retention.push((f, r));
+                    r
+                }
+            };
+            if let Some(c) = self.rets.get_mut(f) {
+                *c = m;
             }
         }
 
@@ -903,8 +926,7 @@ impl Engine {
             .update(&cfg.pid, output / budget, cfg.target_ratio, dt, room);
         let correction = terms.output;
         let pressure_of = |r: f64, demand: f64| demand * r / budget + correction;
-        let rets: smallvec::SmallVec<[f64; 8]> =
-            (0..cfg.profiles.len()).map(|j| self.retention(j)).collect();
+        let rets = &self.rets;
         let r_cur = rets[cur];
         let pressure = pressure_of(r_cur, fc.escalate);
         let measured_in_force = self
@@ -1121,7 +1143,7 @@ impl Engine {
     /// little.
     fn explosive_demand(&self, fc: &Forecast) -> Option<f64> {
         let cfg = self.cfg.anomaly.as_ref()?;
-        let fit = fc.relax_trend()?;
+        let fit = fc.relax_trend(&self.state.samples)?;
         (fit.slope_per_sec > 0.0 && fit.r2 >= EXPLOSION_R2)
             .then_some(fit.fitted_latest + fit.slope_per_sec * cfg.horizon.as_secs_f64())
     }
