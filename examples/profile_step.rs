@@ -7,7 +7,7 @@
 //! (`sim N` times a whole N-tick simulation of `policies/default.yaml` instead). The
 //! engine is warmed up (windows, detectors, switch history) outside the measured region.
 
-use phoenix::core::{Engine, EngineConfig, Observation, Timestamp};
+use phoenix::core::{Engine, EngineConfig, Observation, Sample, Timestamp};
 use phoenix::policy::ValidatedPolicy;
 use phoenix::sim::runner::Plant;
 use phoenix::sim::simulate::Simulation;
@@ -39,6 +39,7 @@ struct Loop {
     in_force: usize,
     i: usize,
     switches: usize,
+    obs: Observation,
 }
 
 impl Loop {
@@ -46,9 +47,11 @@ impl Loop {
     fn tick(&mut self) {
         let input = self.ring[self.i & (self.ring.len() - 1)];
         let now = Timestamp::from_secs(START_SECS + 15 * self.i as i64);
-        let obs = Observation::ok(input, input * self.retention[self.in_force], now)
-            .with_in_force(self.in_force);
-        let step = self.engine.step(now, black_box(&obs));
+        // Rewritten in place, as phoenix-bench does.
+        self.obs.input = Sample::ok(input, now);
+        self.obs.output = Sample::ok(input * self.retention[self.in_force], now);
+        self.obs.in_force = Some(self.in_force);
+        let step = self.engine.step(now, black_box(&self.obs));
         self.switches += step.actions.len();
         black_box(&step);
         self.in_force = self.engine.current();
@@ -82,6 +85,7 @@ fn main() {
                 in_force: 0,
                 i: 0,
                 switches: 0,
+                obs: Observation::ok(0.0, 0.0, Timestamp(0)),
             };
             for _ in 0..100_000 {
                 l.tick();
@@ -144,6 +148,7 @@ fn main() {
                 in_force: 0,
                 i: 0,
                 switches: 0,
+                obs: Observation::ok(0.0, 0.0, Timestamp(0)),
             };
             let mut h: u64 = 0xcbf2_9ce4_8422_2325;
             for _ in 0..n {

@@ -255,6 +255,8 @@ pub struct Engine {
     // Retention assumed per profile (`retention(i)`), kept up to date with the
     // measurements: the control law reads it for every profile at every sample.
     rets: Vec<f64>,
+    // `history_keep()`, which depends on the configuration only.
+    keep: Duration,
 }
 
 // Smoothing of the measured retention: recent enough to notice a collector change within
@@ -315,8 +317,10 @@ impl Engine {
             cfg,
             state,
             rets: Vec::new(),
+            keep: Duration::ZERO,
         };
         e.rets = (0..e.cfg.profiles.len()).map(|i| e.retention(i)).collect();
+        e.keep = e.history_keep();
         e
     }
 
@@ -906,8 +910,7 @@ impl Engine {
         }
 
         let pc = cfg.prediction;
-        let keep = self.history_keep();
-        self.state.samples.push(at, input, output, keep);
+        self.state.samples.push(at, input, output, self.keep);
         let fc =
             self.state
                 .samples
