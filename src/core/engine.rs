@@ -802,6 +802,23 @@ impl Engine {
         obs: &Observation,
     ) -> Result<Option<(Timestamp, f64, f64)>, Hold> {
         let max_age = self.cfg.bad_input.max_sample_age;
+        let last = self.state.last_sample_at;
+        // The common case first, with no `Hold` built: both samples fresh and healthy
+        // (exactly the tests below, which decide every other case).
+        let usable = |v: f64| v.is_finite() && (0.0..=MAX_SERIES).contains(&v);
+        if let (Sample::Ok { value: vi, at: ti }, Sample::Ok { value: vo, at: to }) =
+            (&obs.input, &obs.output)
+            && now.saturating_since(*ti) <= max_age
+            && usable(*vi)
+            && now.saturating_since(*to) <= max_age
+            && usable(*vo)
+        {
+            let at = (*ti).max(*to).min(now);
+            return Ok(match last {
+                Some(last) if at <= last => None,
+                _ => Some((at, *vi, *vo)),
+            });
+        }
         let one = |signal: Signal, s: &Sample| -> Result<(f64, Timestamp), Hold> {
             let hold = |reason, age| Hold {
                 signal,
@@ -831,7 +848,7 @@ impl Engine {
         // A sample stamped after `now` (clock skew between Prometheus and this host) is
         // taken as taken now: trusting it would make every later sample look old news.
         let at = at_in.max(at_out).min(now);
-        Ok(match self.state.last_sample_at {
+        Ok(match last {
             Some(last) if at <= last => None,
             _ => Some((at, input, output)),
         })
