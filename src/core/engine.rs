@@ -252,6 +252,11 @@ pub struct RestoreNote(pub String);
 pub struct Engine {
     cfg: EngineConfig,
     state: EngineStateOf<usize>,
+    // Retention assumed per profile (`retention(i)`), kept up to date with the
+    // measurements: the control law reads it for every profile at every sample.
+    rets: Vec<f64>,
+    // `history_keep()`, which depends on the configuration only.
+    keep: Duration,
 }
 
 // Smoothing of the measured retention: recent enough to notice a collector change within
@@ -303,7 +308,20 @@ impl Engine {
             measured_retention: Vec::new(),
             anomaly: cfg.anomaly.as_ref().map(AnomalyState::new),
         };
-        Engine { cfg, state }
+        Engine::with_state(cfg, state)
+    }
+
+    /// The engine over `state`, with the retention cache built from it.
+    fn with_state(cfg: EngineConfig, state: EngineStateOf<usize>) -> Self {
+        let mut e = Engine {
+            cfg,
+            state,
+            rets: Vec::new(),
+            keep: Duration::ZERO,
+        };
+        e.rets = (0..e.cfg.profiles.len()).map(|i| e.retention(i)).collect();
+        e.keep = e.history_keep();
+        e
     }
 
     /// Continues from a persisted state, matching profiles by name. The daemon must come
@@ -363,7 +381,7 @@ impl Engine {
                 Some(AnomalyState::new(a))
             }
         };
-        (Engine { cfg, state: s }, notes)
+        (Engine::with_state(cfg, s), notes)
     }
 
     /// The state to persist (profiles by name).
@@ -784,6 +802,23 @@ impl Engine {
         obs: &Observation,
     ) -> Result<Option<(Timestamp, f64, f64)>, Hold> {
         let max_age = self.cfg.bad_input.max_sample_age;
+        let last = self.state.last_sample_at;
+        // The common case first, with no `Hold` built: both samples fresh and healthy
+        // (exactly the tests below, which decide every other case).
+        let usable = |v: f64| v.is_finite() && (0.0..=MAX_SERIES).contains(&v);
+        if let (Sample::Ok { value: vi, at: ti }, Sample::Ok { value: vo, at: to }) =
+            (&obs.input, &obs.output)
+            && now.saturating_since(*ti) <= max_age
+            && usable(*vi)
+            && now.saturating_since(*to) <= max_age
+            && usable(*vo)
+        {
+            let at = (*ti).max(*to).min(now);
+            return Ok(match last {
+                Some(last) if at <= last => None,
+                _ => Some((at, *vi, *vo)),
+            });
+        }
         let one = |signal: Signal, s: &Sample| -> Result<(f64, Timestamp), Hold> {
             let hold = |reason, age| Hold {
                 signal,
@@ -813,7 +848,7 @@ impl Engine {
         // A sample stamped after `now` (clock skew between Prometheus and this host) is
         // taken as taken now: trusting it would make every later sample look old news.
         let at = at_in.max(at_out).min(now);
-        Ok(match self.state.last_sample_at {
+        Ok(match last {
             Some(last) if at <= last => None,
             _ => Some((at, input, output)),
         })
@@ -871,20 +906,28 @@ impl Engine {
         if settled && input > 0.0 {
             let r = (output / input).clamp(0.0, 1.0);
             let f = self.state.in_force;
-            match self
+            let m = match self
                 .state
                 .measured_retention
                 .iter_mut()
                 .find(|(p, _)| *p == f)
             {
-                Some((_, m)) => *m += RETENTION_ALPHA * (r - *m),
-                None => self.state.measured_retention.push((f, r)),
+                Some((_, m)) => {
+                    *m += RETENTION_ALPHA * (r - *m);
+                    *m
+                }
+                None => {
+                    self.state.measured_retention.push((f, r));
+                    r
+                }
+            };
+            if let Some(c) = self.rets.get_mut(f) {
+                *c = m;
             }
         }
 
         let pc = cfg.prediction;
-        let keep = self.history_keep();
-        self.state.samples.push(at, input, output, keep);
+        self.state.samples.push(at, input, output, self.keep);
         let fc =
             self.state
                 .samples
@@ -903,8 +946,7 @@ impl Engine {
             .update(&cfg.pid, output / budget, cfg.target_ratio, dt, room);
         let correction = terms.output;
         let pressure_of = |r: f64, demand: f64| demand * r / budget + correction;
-        let rets: smallvec::SmallVec<[f64; 8]> =
-            (0..cfg.profiles.len()).map(|j| self.retention(j)).collect();
+        let rets = &self.rets;
         let r_cur = rets[cur];
         let pressure = pressure_of(r_cur, fc.escalate);
         let measured_in_force = self
@@ -1121,7 +1163,7 @@ impl Engine {
     /// little.
     fn explosive_demand(&self, fc: &Forecast) -> Option<f64> {
         let cfg = self.cfg.anomaly.as_ref()?;
-        let fit = fc.relax_trend()?;
+        let fit = fc.relax_trend(&self.state.samples)?;
         (fit.slope_per_sec > 0.0 && fit.r2 >= EXPLOSION_R2)
             .then_some(fit.fitted_latest + fit.slope_per_sec * cfg.horizon.as_secs_f64())
     }

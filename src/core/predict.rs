@@ -37,16 +37,34 @@ pub struct Forecast {
     pub escalate: f64,
     /// Worst demand over the relax window (and the forecast), for relax decisions.
     pub relax: f64,
-    /// Sums of the line through the relax window's demand, finished only when asked
-    /// (`relax_trend`): the same walk gathers them for nearly nothing.
+    /// Sums of the line through the relax window's demand, or of the part of it the walk
+    /// summed (the newest samples, inside `window`): finished only when asked.
     relax_line: LineSums,
+    /// The relax window's samples, counted newest first, that `relax_line` still lacks
+    /// (an empty range when it is complete).
+    relax_rest: (usize, usize),
 }
 
 impl Forecast {
     /// The line through the relax window's demand (at least three samples), for the
-    /// check that a relaxation does not walk into a rise still going on.
-    pub fn relax_trend(&self) -> Option<TrendFit> {
-        self.relax_line.finish(3)
+    /// check that a relaxation does not walk into a rise still going on. `history` is
+    /// the one that made this forecast, unchanged since.
+    ///
+    /// The forecast sums the samples inside `window` only; this continues over the
+    /// older ones, in the same order, so the line is bit for bit the one a single walk
+    /// over the relax window gives. It is wanted only when a relaxation is on the table
+    /// (a few steps in a thousand), and summing the whole relax window at every step
+    /// cost more than the rest of the forecast.
+    pub fn relax_trend(&self, history: &History) -> Option<TrendFit> {
+        let mut sums = self.relax_line;
+        if let Some(latest) = history.latest() {
+            let newest_first = history.points.iter().rev();
+            let (from, to) = self.relax_rest;
+            for p in newest_first.skip(from).take(to.saturating_sub(from)) {
+                sums.add_older(-((latest.0.0 - p.0.0) as f64) * 1e-3, p.1);
+            }
+        }
+        sums.finish(3)
     }
 }
 
@@ -287,30 +305,33 @@ impl History {
                 escalate: 0.0,
                 relax: 0.0,
                 relax_line: LineSums::EMPTY,
+                relax_rest: (0, 0),
             };
         };
-        // One walk back over the longer window: the line and the window's highest
-        // demand from the samples inside `window`, the worst demand and its own line from
-        // `relax_window`. This runs every step of every pipeline, and in the simulator
-        // millions of times a second.
+        // One walk back over `window`: its line and highest demand, and, when the relax
+        // window is the shorter, the relax window's line and worst demand on the way.
+        // When the relax window is the longer (the default), the walk goes on over the
+        // rest of it for the worst demand only; its line is finished from the same sums
+        // if a relaxation asks for it (`relax_trend`). This runs every step of every
+        // pipeline, and in the simulator millions of times a second.
         let (w_ms, r_ms) = (window.as_millis() as i64, relax_window.as_millis() as i64);
-        // The shorter window's samples are the newest of the longer one's, so one
-        // accumulator runs over both: its value when the walk leaves the shorter window
-        // is that window's, and the sums are added in the same order as a separate fit
-        // would add them (bit for bit the same line).
-        let (short, span) = (w_ms.min(r_ms), w_ms.max(r_ms));
         let (mut sums, mut top) = (LineSums::EMPTY, latest.1);
         let mut inner = None;
         // Plain loops over the ring's two halves, newest first, stopping at the first
         // sample too old: an iterator chain here cost several times as much per sample.
         let (front, back) = self.points.as_slices();
-        'walk: for half in [back, front] {
-            for p in half.iter().rev() {
+        let halves = [back, front];
+        // Where the walk over `window` stopped: the half, and how many of its samples
+        // (from its newest end) it took.
+        let mut stop = (halves.len(), 0);
+        'walk: for (h, half) in halves.iter().enumerate() {
+            for (k, p) in half.iter().rev().enumerate() {
                 let age = latest.0.0 - p.0.0;
-                if age >= span {
+                if age >= w_ms {
+                    stop = (h, k);
                     break 'walk;
                 }
-                if age >= short && inner.is_none() {
+                if age >= r_ms && inner.is_none() {
                     inner = Some((sums, top));
                 }
                 sums.add_older(-(age as f64) * 1e-3, p.1);
@@ -321,11 +342,28 @@ impl History {
                 }
             }
         }
-        let inner = inner.unwrap_or((sums, top));
-        let ((near, seen), (long, worst)) = if w_ms <= r_ms {
-            (inner, (sums, top))
-        } else {
-            ((sums, top), inner)
+        let (near, seen) = (sums, top);
+        let ((long, worst), relax_rest) = match inner {
+            Some(relax) => (relax, (0, 0)),
+            None => {
+                // The relax window reaches at least as far back: its worst demand over the
+                // older samples too (the maximum does not depend on the order).
+                let mut worst = top;
+                let mut more = 0;
+                'rest: for (h, half) in halves.iter().enumerate().skip(stop.0) {
+                    let skip = if h == stop.0 { stop.1 } else { 0 };
+                    for p in half[..half.len() - skip].iter().rev() {
+                        if latest.0.0 - p.0.0 >= r_ms {
+                            break 'rest;
+                        }
+                        if p.1 > worst {
+                            worst = p.1;
+                        }
+                        more += 1;
+                    }
+                }
+                ((sums, worst), (sums.n, sums.n + more))
+            }
         };
         let fit = near.finish(1);
         let (slope, sd) = fit.map_or((0.0, 0.0), |f| (f.slope_per_sec, f.residual_sd));
@@ -341,6 +379,7 @@ impl History {
             escalate,
             relax: worst.max(escalate),
             relax_line: long,
+            relax_rest,
         }
     }
 }
