@@ -43,6 +43,20 @@ struct Loop {
 }
 
 impl Loop {
+    /// A fresh engine on the example configuration, fed the benchmark demand.
+    fn new() -> Self {
+        let cfg = EngineConfig::example(BUDGET);
+        Loop {
+            retention: cfg.profiles.iter().map(|p| p.retention).collect(),
+            engine: Engine::new(cfg),
+            ring: demand(1 << 16),
+            in_force: 0,
+            i: 0,
+            switches: 0,
+            obs: Observation::ok(0.0, 0.0, Timestamp(0)),
+        }
+    }
+
     #[inline(always)]
     fn tick(&mut self) {
         let input = self.ring[self.i & (self.ring.len() - 1)];
@@ -77,16 +91,7 @@ fn main() {
     let n: usize = args.next().and_then(|v| v.parse().ok()).unwrap_or(300_000);
     match mode.as_str() {
         "step" => {
-            let cfg = EngineConfig::example(BUDGET);
-            let mut l = Loop {
-                retention: cfg.profiles.iter().map(|p| p.retention).collect(),
-                engine: Engine::new(cfg),
-                ring: demand(1 << 16),
-                in_force: 0,
-                i: 0,
-                switches: 0,
-                obs: Observation::ok(0.0, 0.0, Timestamp(0)),
-            };
+            let mut l = Loop::new();
             for _ in 0..100_000 {
                 l.tick();
             }
@@ -140,16 +145,7 @@ fn main() {
         "hash" => {
             // A fingerprint of every step's full output (events serialised, floats
             // round-tripped), to check that an optimisation changed no bit.
-            let cfg = EngineConfig::example(BUDGET);
-            let mut l = Loop {
-                retention: cfg.profiles.iter().map(|p| p.retention).collect(),
-                engine: Engine::new(cfg),
-                ring: demand(1 << 16),
-                in_force: 0,
-                i: 0,
-                switches: 0,
-                obs: Observation::ok(0.0, 0.0, Timestamp(0)),
-            };
+            let mut l = Loop::new();
             let mut h: u64 = 0xcbf2_9ce4_8422_2325;
             for _ in 0..n {
                 let input = l.ring[l.i & (l.ring.len() - 1)];
