@@ -4,7 +4,8 @@
 //! scraping at the sampling interval would. Reports ms per tick (the daemon's own
 //! `phoenix_tick_duration_seconds`, and the whole message including the state write and
 //! the journal flush), render ms, heap in use and its peaks (counted by a global
-//! allocator), allocations per tick and RSS. Figures, not assertions; for iterating on
+//! allocator), allocations per tick and RSS; decisions are logged as the daemon logs
+//! them. Figures, not assertions; for iterating on
 //! the daemon's cost, while `daemon_scale` measures the whole daemon against a real
 //! Prometheus. `cargo bench --bench controller_tick`; `PHOENIX_TICK_PIPELINES=10000` and
 //! `PHOENIX_TICK_TICKS=40` choose the run.
@@ -130,6 +131,17 @@ async fn bench(n: usize, ticks: usize) {
     let base = LIVE.load(Ordering::Relaxed);
     let handle = phoenix::daemon::metrics::install().expect("the recorder");
     let dir = tempfile::tempdir().expect("a temp dir");
+    // The daemon logs every decision with its sentence, as `phoenix run` does: through
+    // a writer thread, here into a file.
+    let log = std::fs::File::create(dir.path().join("phoenix.log")).expect("a log file");
+    let (writer, _log_guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(log);
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
+        .with_ansi(false)
+        .with_writer(writer)
+        .init();
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/policies/default.yaml"

@@ -89,10 +89,13 @@ pub fn run(args: RunArgs) -> Result<ExitCode, RunCliError> {
         );
         return Ok(ExitCode::SUCCESS);
     }
+    tune_allocator();
     let cfg = DaemonConfig::load(&args.config, &overrides)?;
     let policy = ValidatedPolicy::from_file(cfg.policy_path())?;
     cfg.check_policy(&policy)?;
-    init_logging(&cfg);
+    if let Ok(mut g) = crate::daemon::run::LOG_FLUSH.lock() {
+        *g = Some(init_logging(&cfg));
+    }
     for w in policy.warnings() {
         tracing::warn!(warning = %super::policy::warning_line(w), "Policy warning.");
     }
@@ -102,20 +105,68 @@ pub fn run(args: RunArgs) -> Result<ExitCode, RunCliError> {
         .enable_all()
         .build()
         .map_err(|e| RunCliError::Unsupported(format!("cannot start the async runtime: {e}")))?;
-    runtime.block_on(crate::daemon::run::run(plan))?;
+    let res = runtime.block_on(crate::daemon::run::run(plan));
+    // Flushes the log lines still queued.
+    drop(
+        crate::daemon::run::LOG_FLUSH
+            .lock()
+            .ok()
+            .and_then(|mut g| g.take()),
+    );
+    res?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn init_logging(cfg: &DaemonConfig) {
+/// Bounds how much freed memory glibc's malloc keeps, unless the operator already chose
+/// (`MALLOC_ARENA_MAX`, `MALLOC_MMAP_THRESHOLD_` or `GLIBC_TUNABLES` in the environment).
+///
+/// Left to itself, malloc gives each thread that allocates its own arena, and after a
+/// large buffer is freed it raises its mmap threshold to that size, so the next
+/// `/metrics` exposition (15 MB at 10,000 pipelines) is carved from an arena and its
+/// pages stay resident when freed. Two arenas (one per worker thread) and a fixed 1 MiB
+/// threshold (large buffers are mapped and unmapped whole) measured 17 MB less RSS at
+/// 10,000 pipelines (docs/operations.md, "Sizing").
+fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        let chosen = [
+            "MALLOC_ARENA_MAX",
+            "MALLOC_MMAP_THRESHOLD_",
+            "GLIBC_TUNABLES",
+        ]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some());
+        if !chosen {
+            // SAFETY: mallopt only sets allocator parameters, and this runs before the
+            // daemon starts any thread.
+            unsafe {
+                libc::mallopt(libc::M_ARENA_MAX, 2);
+                libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+            }
+        }
+    }
+}
+
+/// Logs to stderr through a writer thread: at a tick where 10,000 pipelines switch, one
+/// write per line on the control loop cost tens of milliseconds, and a stalled reader of
+/// stderr (a full pipe) would stall the loop itself. Lossless: past 128,000 lines queued
+/// the loop waits rather than drop a decision's line. The guard flushes the queue when
+/// dropped: at the end of [`run`], or before a forced exit.
+fn init_logging(cfg: &DaemonConfig) -> tracing_appender::non_blocking::WorkerGuard {
     let filter = tracing_subscriber::EnvFilter::try_new(cfg.log().level())
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("phoenix-log")
+        .finish(std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     match cfg.log().format() {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.with_ansi(false).init(),
     }
+    guard
 }
 
 /// Resolves the config and the policy into what the daemon runs.

@@ -414,9 +414,13 @@ fn step_slot(
     // The journal gets the observation as stepped; the next command step reuses its
     // samples only.
     sink.step(&mut slot.sink, now, &obs, &step, &slot.engine);
-    obs.commands.clear();
-    obs.applies.clear();
-    slot.last_obs = obs;
+    // Only the samples are kept: the vectors' capacity, held by every slot, was 2 MB at
+    // 10,000 pipelines after one switch each.
+    slot.last_obs = Observation {
+        commands: Vec::new(),
+        applies: Vec::new(),
+        ..obs
+    };
     changed
 }
 

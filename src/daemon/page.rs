@@ -262,15 +262,13 @@ fn chart(h: &mut String, st: &PipelineStatus) {
         return;
     };
     let span = HISTORY_SPAN.as_millis() as f64;
-    let top = st
-        .history
-        .iter()
-        .fold(st.budget_series, |m, &(_, i, o)| m.max(i).max(o))
-        * 1.1;
+    let top = st.history.iter().fold(st.budget_series, |m, &(_, i, o)| {
+        m.max(i.into()).max(o.into())
+    }) * 1.1;
     let top = if top > 0.0 { top } else { 1.0 };
     let x = |t: Timestamp| CHART_W - (end.as_millis() - t.as_millis()) as f64 / span * CHART_W;
     let y = |v: f64| CHART_H - v / top * CHART_H;
-    let path = |pick: fn(&(Timestamp, f64, f64)) -> f64| {
+    let path = |pick: fn(&(Timestamp, f32, f32)) -> f32| {
         let mut d = String::new();
         for (k, p) in st.history.iter().enumerate() {
             let _ = write!(
@@ -278,7 +276,7 @@ fn chart(h: &mut String, st: &PipelineStatus) {
                 "{}{:.1},{:.1}",
                 if k == 0 { "M" } else { " L" },
                 x(p.0),
-                y(pick(p))
+                y(pick(p).into())
             );
         }
         d

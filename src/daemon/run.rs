@@ -18,6 +18,11 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+/// The guard of the daemon's log writer thread (set by `phoenix run`), dropped to flush
+/// queued lines before a forced exit.
+pub static LOG_FLUSH: std::sync::Mutex<Option<tracing_appender::non_blocking::WorkerGuard>> =
+    std::sync::Mutex::new(None);
+
 /// A collector, resolved.
 #[derive(Clone, Debug)]
 pub struct CollectorPlan {
@@ -293,6 +298,8 @@ pub async fn run(plan: RunPlan) -> Result<(), RunError> {
     let force = async {
         wait_for_stop().await;
         tracing::warn!("Second signal: exiting now.");
+        // `exit` runs no destructor: flush the log queue by hand.
+        drop(LOG_FLUSH.lock().ok().and_then(|mut g| g.take()));
         std::process::exit(130);
     };
     let orderly = async {

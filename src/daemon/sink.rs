@@ -257,8 +257,10 @@ impl Sink {
                         to: d.to.as_str().into(),
                         reason: d.reason_label(),
                     });
-                    tracing::info!(pipeline = p, from = %d.from, to = %d.to, reason = d.reason_label(), sentence = %d, "Switched profile.");
-                    log_entries.push(("switched", d.to_string()));
+                    // Put into words once, for the line and the decision log.
+                    let text = d.to_string();
+                    tracing::info!(pipeline = p, from = %d.from, to = %d.to, reason = d.reason_label(), sentence = %text, "Switched profile.");
+                    log_entries.push(("switched", text));
                 }
                 Event::Blocked(b) => g.count(CounterKey::Blocked {
                     guard: b.guard.label(),

@@ -48,8 +48,9 @@ pub struct PipelineStatus {
     /// The manual pin, if any: profile and until when.
     pub pinned: Option<(String, Timestamp)>,
     /// Recent (time, input, output) samples, for the chart: one per minute over the
-    /// last hour.
-    pub history: VecDeque<(Timestamp, f64, f64)>,
+    /// last hour. Single precision, which a chart cannot tell apart: an hour of points is
+    /// 1 KB per pipeline rather than 1.5.
+    pub history: VecDeque<(Timestamp, f32, f32)>,
     /// True if the pipeline is missing from the latest query results.
     pub vanished: bool,
 }
@@ -61,8 +62,8 @@ impl PipelineStatus {
         let step = HISTORY_STEP.as_millis() as i64;
         let minute = |t: Timestamp| t.as_millis().div_euclid(step);
         match self.history.back_mut() {
-            Some(last) if minute(last.0) == minute(at) => *last = (at, input, output),
-            _ => self.history.push_back((at, input, output)),
+            Some(last) if minute(last.0) == minute(at) => *last = (at, input as f32, output as f32),
+            _ => self.history.push_back((at, input as f32, output as f32)),
         }
         while self
             .history
