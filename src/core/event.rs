@@ -11,6 +11,7 @@ use super::time::{Timestamp, fmt_duration};
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 use std::fmt;
+use std::fmt::Write as _;
 use std::time::Duration;
 
 /// Result of one `Engine::step`.
@@ -317,10 +318,10 @@ fn series_with(v: f64, extra: usize) -> String {
     } else {
         (v, 0, "")
     };
-    format!(
-        "{}{unit}",
-        trim_zeros(format!("{:.*}", decimals + extra, scaled))
-    )
+    let mut out = String::with_capacity(16);
+    push_trimmed(&mut out, scaled, decimals + extra);
+    out.push_str(unit);
+    out
 }
 
 /// A fraction as a percentage with one decimal: 0.987 → `98.7%`, 0.99 → `99%`.
@@ -362,15 +363,24 @@ fn distinct<const N: usize>(values: [f64; N], fmt: impl Fn(f64, usize) -> String
 }
 
 fn pct_with(v: f64, decimals: usize) -> String {
-    format!("{}%", trim_zeros(format!("{:.*}", decimals, v * 100.0)))
+    let mut out = String::with_capacity(12);
+    push_trimmed(&mut out, v * 100.0, decimals);
+    out.push('%');
+    out
 }
 
-/// `98.80` → `98.8`, `99.0` → `99`; integers are left alone.
-fn trim_zeros(s: String) -> String {
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        s
+/// Appends `v` with `decimals` decimals, trailing zeros dropped: `98.80` → `98.8`,
+/// `99.0` → `99`; integers are left alone. In place, since a switch's sentence formats
+/// a dozen numbers and 10,000 pipelines may switch in one tick.
+fn push_trimmed(out: &mut String, v: f64, decimals: usize) {
+    let start = out.len();
+    let _ = write!(out, "{v:.decimals$}");
+    if out[start..].contains('.') {
+        let kept = out[start..]
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .len();
+        out.truncate(start + kept);
     }
 }
 

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::fmt::Write as _;
 use std::time::Duration;
 
 /// Milliseconds since the Unix epoch, supplied by whoever drives the core (the daemon's
@@ -61,15 +62,15 @@ pub fn fmt_duration(d: Duration) -> String {
         return format!("{}ms", d.as_millis());
     }
     let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
-    let mut out = String::new();
+    let mut out = String::with_capacity(12);
     if h > 0 {
-        out.push_str(&format!("{h}h"));
+        let _ = write!(out, "{h}h");
     }
     if m > 0 {
-        out.push_str(&format!("{m}m"));
+        let _ = write!(out, "{m}m");
     }
     if s > 0 {
-        out.push_str(&format!("{s}s"));
+        let _ = write!(out, "{s}s");
     }
     out
 }
