@@ -136,6 +136,7 @@ async fn bench(n: usize, ticks: usize) {
     let log = std::fs::File::create(dir.path().join("phoenix.log")).expect("a log file");
     let (writer, _log_guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
+        .buffered_lines_limit(32_768)
         .finish(log);
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
