@@ -40,6 +40,7 @@ use phoenix::core::config::{
 use phoenix::core::engine::{OverrideState, SwitchRecord};
 use phoenix::core::event::{Cause, Decision, Evaluation, Guard, Hold};
 use phoenix::core::observation::Sample;
+use phoenix::core::predict::MIN_TREND_INTERVALS;
 use phoenix::core::{
     Action, ApplyOutcome, ApplyReport, Command, Engine, EngineConfig, EngineState, Event, Kept,
     Observation, RestoreNote, STATE_VERSION, Step, Timestamp,
@@ -2045,7 +2046,7 @@ proptest! {
     /// windows have passed — with healthy samples and applies that succeed, relaxes by the
     /// latest of
     ///
-    ///   max(T_h + max(window, relax_window), T_applied) + relax_for,
+    ///   max(T_h + max(trend window, relax_window), T_applied) + relax_for,
     ///   last switch + min_dwell_relax (unless it was an emergency),
     ///   last emergency + lockout (T_h, the last high step, if the explosion rule may
     ///     have asked for one unseen),
@@ -2056,8 +2057,9 @@ proptest! {
     /// step and T_applied the end of the last apply in flight (plus a step to hear of it).
     /// The low phase may still escalate while the high samples are inside the prediction
     /// window (they are scatter for the volatility margin, or an escalate streak still
-    /// running), but only then: by T_h + window + the slack. Such an escalation is a
-    /// switch like the others in the bound, which is then recomputed.
+    /// running), but only then: by T_h + trend window + the slack. Such an escalation is a
+    /// switch like the others in the bound, which is then recomputed. The trend window is
+    /// `window`, or `MIN_TREND_INTERVALS` sampling intervals when that is longer.
     #[test]
     fn low_demand_relaxes_in_bounded_time(
         cfg in config(Limits {
@@ -2093,6 +2095,10 @@ proptest! {
         let pc = cfg.prediction;
         let max_dt = liveness_max_dt(&cfg, clock);
         let slack = max_dt * 2 + Duration::from_millis(3 * max_lag_ms(&cfg) as u64);
+        // The trend window reaches back at least `MIN_TREND_INTERVALS` sampling intervals
+        // (a gap between two samples is at most the longest step plus the largest lag).
+        let interval = max_dt + Duration::from_millis(max_lag_ms(&cfg) as u64);
+        let trend_window = pc.window.max(interval * MIN_TREND_INTERVALS as u32);
         let delay = match plant.delay {
             Delay::Steps(s) => max_dt * s as u32,
             Delay::Time(d) => d + max_dt,
@@ -2113,7 +2119,7 @@ proptest! {
         let unseen = cfg.anomaly.is_some_and(|a| a.request_emergency).then_some(t_h);
         let emergency = last_emergency.max(unseen);
         let deadline_of = |switches: &[(Timestamp, Decision)], applied: Timestamp| {
-            let mut deadline = t_h.plus(pc.window.max(pc.relax_window)).max(applied).plus(h.relax_for);
+            let mut deadline = t_h.plus(trend_window.max(pc.relax_window)).max(applied).plus(h.relax_for);
             if let Some((last, d)) = switches.last() {
                 if !d.cause.is_emergency() {
                     deadline = deadline.max(last.plus(g.min_dwell_relax));
@@ -2157,7 +2163,7 @@ proptest! {
                     prop_assert!(r.now <= deadline, "relaxed at {}, after the deadline {}", r.now, deadline);
                     break;
                 }
-                let scatter = t_h.plus(pc.window).plus(slack);
+                let scatter = t_h.plus(trend_window).plus(slack);
                 prop_assert!(
                     r.now <= scatter,
                     "escalated under low demand at {}, after the high samples left the window \

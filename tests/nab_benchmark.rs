@@ -56,7 +56,7 @@ fn the_shared_set_has_35_series_in_4_categories() {
 
 /// What the default meets against HPA on the pooled shared set: at least its retention,
 /// and flaps under a tenth of the threshold baseline's. It does not dominate HPA there
-/// (switches +0.14/h, 8% more): docs/control.md shows the frontier.
+/// (switches +0.07/h, 4% more): docs/control.md shows the frontier.
 #[test]
 fn default_policy_keeps_at_least_hpas_retention_on_the_pooled_shared_set() {
     let g = group("shared", "pooled");
@@ -68,23 +68,25 @@ fn default_policy_keeps_at_least_hpas_retention_on_the_pooled_shared_set() {
 
 /// The failure: retention lost to HPA on series unlike the shared ones (hourly,
 /// irregular). On every shared category and stressed variant the default now keeps
-/// within 0.01 of HPA's retention (it lost 0.12 on the hourly variants before: its relax
+/// within 0.004 of HPA's retention (it lost 0.12 on the hourly variants before: its relax
 /// streak restarted at every gap longer than a minute and never completed), and the
-/// worst shortfalls on the other two criteria are the documented ones.
+/// worst shortfalls on the other two criteria are the documented ones (time over budget
+/// +0.026 points and switches +0.179/h, both on realAWSCloudwatch; before the trend line
+/// and the coarse-sampling forecast +0.068 on hourly-dropouts and +0.257).
 #[test]
 fn worst_case_over_categories_and_variants_is_bounded() {
     for g in report().groups.iter().filter(|g| g.suite != "synthetic") {
         let (time, switches, retention) = g.verdict.delta;
         let name = format!("{}/{}", g.suite, g.group);
-        assert!(retention >= -0.01, "{name}: retention {retention:+}");
-        assert!(time <= 0.16, "{name}: time over budget {time:+}");
-        assert!(switches <= 0.26, "{name}: switches per hour {switches:+}");
+        assert!(retention >= -0.004, "{name}: retention {retention:+}");
+        assert!(time <= 0.03, "{name}: time over budget {time:+}");
+        assert!(switches <= 0.18, "{name}: switches per hour {switches:+}");
     }
 }
 
 /// Pooled shared figures of `policies/default.yaml` (over budget %, switches/h, retention),
 /// as docs/control.md reports them.
-const POOLED_DEFAULT: (f64, f64, f64) = (0.333, 1.990, 0.7097);
+const POOLED_DEFAULT: (f64, f64, f64) = (0.355, 1.921, 0.7125);
 /// The same for the HPA baseline (unchanged: the baselines are fixed).
 const POOLED_HPA: (f64, f64, f64) = (0.363, 1.851, 0.7074);
 

@@ -968,7 +968,16 @@ impl Engine {
         };
 
         let h = cfg.hysteresis;
-        let above = pressure > h.escalate_above;
+        // Escalate when the latest sample does not fit, or when the forecast says it will
+        // not and the rise is real: the trend line without the latest sample's own noise
+        // is over too, or the samples lie on a clean line (R² ≥ 0.8, the explosion rule's
+        // test; the line lags the onset of a steep rise). A noisy sample near capacity
+        // with a steep-looking trend is not a prediction: it cost escalations HPA does not
+        // make, relaxed five minutes later.
+        let above = pressure > h.escalate_above
+            && (pressure_of(r_cur, input) > h.escalate_above
+                || fc.r2 >= EXPLOSION_R2
+                || pressure_of(r_cur, fc.line) > h.escalate_above);
         // Did the previous sample's excursion persist? Judged on demand against the
         // retention of the time, so an escalation in between does not hide the answer.
         if let Some(r) = self.state.excursion_retention.take() {

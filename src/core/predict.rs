@@ -19,6 +19,14 @@ use std::time::Duration;
 /// persisted engine small whatever the caller does.
 pub const MAX_SAMPLES: usize = 256;
 
+/// The trend window reaches back at least this many sampling intervals, whatever
+/// `window` says: at coarse sampling (hourly data, one sample every few minutes of
+/// engine time) a fixed 2 min window holds the latest sample alone, and the forecast
+/// would be that sample with no trend. Four intervals give a line through five samples,
+/// the fewest whose scatter says something; at the regular 15 s tick they are 1 min,
+/// inside the 2 min window, so nothing changes there.
+pub const MIN_TREND_INTERVALS: i64 = 4;
+
 /// One healthy sample: when, and both signals.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Point(pub Timestamp, pub f64, pub f64);
@@ -37,6 +45,12 @@ pub struct Forecast {
     pub escalate: f64,
     /// Worst demand over the relax window (and the forecast), for relax decisions.
     pub relax: f64,
+    /// The trend line's value at the latest sample carried to the horizon, without the
+    /// volatility margin: the forecast with the latest sample's own noise removed.
+    pub line: f64,
+    /// Share of the trend window's variance its line explains (0 with fewer than two
+    /// samples): near 1 for a clean rise, near 0 for noise or a lone spike.
+    pub r2: f64,
     /// Sums of the line through the relax window's demand, or of the part of it the walk
     /// summed (the newest samples, inside `window`): finished only when asked.
     relax_line: LineSums,
@@ -238,10 +252,26 @@ impl History {
     /// older than `keep` before it and any beyond `MAX_SAMPLES`.
     pub fn push(&mut self, at: Timestamp, input: f64, output: f64, keep: Duration) {
         self.points.push_back(Point(at, input, output));
-        let oldest = Timestamp(at.0.saturating_sub(keep.as_millis() as i64));
+        // At coarse sampling the trend window reaches back further than `keep`.
+        let keep_ms = (keep.as_millis() as i64).max(MIN_TREND_INTERVALS * self.interval_ms() + 1);
+        let oldest = Timestamp(at.0.saturating_sub(keep_ms));
         while self.points.len() > MAX_SAMPLES || self.points.front().is_some_and(|p| p.0 < oldest) {
             self.points.pop_front();
         }
+    }
+
+    /// The sampling interval, in ms: the shorter of the last two gaps between samples, so
+    /// one outage does not read as the sampling rate (0 with a single sample).
+    fn interval_ms(&self) -> i64 {
+        let n = self.points.len();
+        if n < 2 {
+            return 0;
+        }
+        let g1 = self.points[n - 1].0.0 - self.points[n - 2].0.0;
+        if n < 3 {
+            return g1;
+        }
+        g1.min(self.points[n - 2].0.0 - self.points[n - 3].0.0)
     }
 
     /// Number of samples held.
@@ -304,6 +334,8 @@ impl History {
             return Forecast {
                 escalate: 0.0,
                 relax: 0.0,
+                line: 0.0,
+                r2: 0.0,
                 relax_line: LineSums::EMPTY,
                 relax_rest: (0, 0),
             };
@@ -314,7 +346,17 @@ impl History {
         // rest of it for the worst demand only; its line is finished from the same sums
         // if a relaxation asks for it (`relax_trend`). This runs every step of every
         // pipeline, and in the simulator millions of times a second.
-        let (w_ms, r_ms) = (window.as_millis() as i64, relax_window.as_millis() as i64);
+        // At coarse sampling the window holds at least `MIN_TREND_INTERVALS` intervals
+        // (samples that old included), and a horizon is at least one interval: the next
+        // sample is the first a switch decided now can change (0 stays no lookahead).
+        let interval = self.interval_ms();
+        let w_ms = (window.as_millis() as i64).max(MIN_TREND_INTERVALS * interval + 1);
+        let r_ms = relax_window.as_millis() as i64;
+        let horizon_s = if horizon.is_zero() {
+            0.0
+        } else {
+            horizon.as_secs_f64().max(interval as f64 * 1e-3)
+        };
         let (mut sums, mut top) = (LineSums::EMPTY, latest.1);
         let mut inner = None;
         // Plain loops over the ring's two halves, newest first, stopping at the first
@@ -366,8 +408,10 @@ impl History {
             }
         };
         let fit = near.finish(1);
-        let (slope, sd) = fit.map_or((0.0, 0.0), |f| (f.slope_per_sec, f.residual_sd));
-        let trend = latest.1 + slope.max(0.0) * horizon.as_secs_f64();
+        let (slope, sd, fitted, r2) = fit.map_or((0.0, 0.0, latest.1, 0.0), |f| {
+            (f.slope_per_sec, f.residual_sd, f.fitted_latest, f.r2)
+        });
+        let trend = latest.1 + slope.max(0.0) * horizon_s;
         let mut escalate = trend.max(latest.1) + k * sd;
         if slope <= 0.0 {
             // A fall scatters the samples around a falling line too: without this cap the
@@ -378,6 +422,8 @@ impl History {
         Forecast {
             escalate,
             relax: worst.max(escalate),
+            line: fitted + slope.max(0.0) * horizon_s,
+            r2,
             relax_line: long,
             relax_rest,
         }
@@ -474,6 +520,44 @@ mod tests {
         );
         assert_eq!(f.escalate, 3700.0);
         assert_eq!(f.relax, 3700.0);
+    }
+
+    #[test]
+    fn coarse_sampling_keeps_a_trend_and_looks_one_interval_ahead() {
+        // Samples every 3 min, rising 30 per sample: a 2 min window would hold the latest
+        // alone. The trend is fitted over four intervals, and a 15 s horizon is stretched
+        // to the 3 min until the next sample, so the forecast is the next sample's value.
+        let mut h = History::default();
+        for i in 0..6 {
+            h.push(
+                Timestamp::from_secs(i * 180),
+                100.0 + 30.0 * i as f64,
+                0.0,
+                Duration::from_secs(300),
+            );
+        }
+        assert_eq!(h.len(), 5, "four intervals kept, though keep is 5 min");
+        let f = h.forecast(
+            Duration::from_secs(120),
+            Duration::from_secs(15),
+            0.0,
+            Duration::from_secs(300),
+        );
+        assert!((f.escalate - 280.0).abs() < 1e-9, "{}", f.escalate);
+        assert!((f.line - 280.0).abs() < 1e-9 && f.r2 > 0.999, "{f:?}");
+        // A horizon of 0 stays no lookahead.
+        let f0 = h.forecast(Duration::from_secs(120), Duration::ZERO, 0.0, KEEP);
+        assert_eq!(f0.escalate, 250.0);
+        // An outage is not the sampling rate: after a 2 h gap the interval is the 3 min
+        // before it, and the window holds the latest sample alone.
+        h.push(Timestamp::from_secs(5 * 180 + 7200), 400.0, 0.0, KEEP);
+        let f = h.forecast(
+            Duration::from_secs(120),
+            Duration::from_secs(15),
+            0.0,
+            Duration::from_secs(300),
+        );
+        assert_eq!(f.escalate, 400.0);
     }
 
     #[test]
