@@ -9,7 +9,6 @@
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use phoenix::core::{Engine, EngineConfig, Observation, Sample, Timestamp};
 use phoenix::policy::ValidatedPolicy;
-use phoenix::sim::runner::Plant;
 use phoenix::sim::simulate::Simulation;
 use phoenix::sim::synth::{self, SynthSpec};
 use std::hint::black_box;
@@ -70,22 +69,13 @@ fn simulation_run(c: &mut Criterion) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/default.yaml");
     let policy = ValidatedPolicy::from_file(&path).expect("policies/default.yaml is valid");
     const TICKS: u64 = 100_000;
-    let sim = Simulation {
-        demand: demand(TICKS),
-        start: Timestamp::from_secs(START_SECS),
-        tick: TICK,
-        times: Vec::new(),
-        budget_series: BUDGET,
-        plant: Plant {
-            ladder: policy.profiles().to_vec(),
-            delay_ticks: 1,
-            noise: 0.01,
-            seed: 4,
-            failure_rate: 0.0,
-        },
-        policies: vec![policy],
-        baselines: Vec::new(),
-    };
+    let sim = Simulation::benchmark(
+        policy,
+        demand(TICKS),
+        Timestamp::from_secs(START_SECS),
+        TICK,
+        BUDGET,
+    );
     let mut g = c.benchmark_group("simulation");
     g.sample_size(10)
         .warm_up_time(Duration::from_secs(1))

@@ -9,7 +9,6 @@
 
 use phoenix::core::{Engine, EngineConfig, Observation, Sample, Timestamp};
 use phoenix::policy::ValidatedPolicy;
-use phoenix::sim::runner::Plant;
 use phoenix::sim::simulate::Simulation;
 use phoenix::sim::synth::{self, SynthSpec};
 use std::hint::black_box;
@@ -108,22 +107,13 @@ fn main() {
         "sim" | "simhash" => {
             let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/default.yaml");
             let policy = ValidatedPolicy::from_file(&path).expect("default policy");
-            let sim = Simulation {
-                demand: demand(n as u64),
-                start: Timestamp::from_secs(START_SECS),
-                tick: TICK,
-                times: Vec::new(),
-                budget_series: BUDGET,
-                plant: Plant {
-                    ladder: policy.profiles().to_vec(),
-                    delay_ticks: 1,
-                    noise: 0.01,
-                    seed: 4,
-                    failure_rate: 0.0,
-                },
-                policies: vec![policy],
-                baselines: Vec::new(),
-            };
+            let sim = Simulation::benchmark(
+                policy,
+                demand(n as u64),
+                Timestamp::from_secs(START_SECS),
+                TICK,
+                BUDGET,
+            );
             let t = Instant::now();
             let runs = measure_sim(&sim);
             let el = t.elapsed();

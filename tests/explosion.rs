@@ -7,7 +7,6 @@
 use phoenix::core::Timestamp;
 use phoenix::policy::ValidatedPolicy;
 use phoenix::sim::record::{ControllerRun, Note};
-use phoenix::sim::runner::Plant;
 use phoenix::sim::simulate::Simulation;
 use phoenix::sim::synth::{Synth, SynthSpec, generate};
 use std::path::Path;
@@ -33,23 +32,7 @@ fn run(base: f64, noise: f64, seed: u64) -> ControllerRun {
     let trace = generate(&spec, TICK, Timestamp::from_secs(1_700_000_000));
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let policy = ValidatedPolicy::from_file(&root.join("policies/default.yaml")).unwrap();
-    let plant = Plant {
-        ladder: policy.profiles().to_vec(),
-        delay_ticks: 1,
-        noise: 0.0,
-        seed: 0,
-        failure_rate: 0.0,
-    };
-    let sim = Simulation {
-        demand: trace.demand().to_vec(),
-        start: trace.timestamps[0],
-        tick: TICK,
-        times: Vec::new(),
-        budget_series: BUDGET,
-        plant,
-        policies: vec![policy],
-        baselines: Vec::new(),
-    };
+    let sim = noiseless(policy, &trace);
     sim.run(&mut |_| {}).remove(0)
 }
 
@@ -142,22 +125,7 @@ fn run_spec(spec: &SynthSpec) -> ControllerRun {
     let trace = generate(spec, TICK, Timestamp::from_secs(1_700_000_000));
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let policy = ValidatedPolicy::from_file(&root.join("policies/default.yaml")).unwrap();
-    let sim = Simulation {
-        demand: trace.demand().to_vec(),
-        start: trace.timestamps[0],
-        tick: TICK,
-        times: Vec::new(),
-        budget_series: BUDGET,
-        plant: Plant {
-            ladder: policy.profiles().to_vec(),
-            delay_ticks: 1,
-            noise: 0.0,
-            seed: 0,
-            failure_rate: 0.0,
-        },
-        policies: vec![policy],
-        baselines: Vec::new(),
-    };
+    let sim = noiseless(policy, &trace);
     sim.run(&mut |_| {}).remove(0)
 }
 
@@ -229,4 +197,19 @@ fn a_real_explosion_still_fires() {
         r.ticks.iter().all(|t| t.output <= BUDGET),
         "output crossed the budget"
     );
+}
+
+/// The benchmark setting with a plant that adds no noise: the only noise is the
+/// generator's, which each test chooses.
+fn noiseless(policy: ValidatedPolicy, trace: &phoenix::sim::trace::Trace) -> Simulation {
+    let mut sim = Simulation::benchmark(
+        policy,
+        trace.demand().to_vec(),
+        trace.timestamps[0],
+        TICK,
+        BUDGET,
+    );
+    sim.plant.noise = 0.0;
+    sim.plant.seed = 0;
+    sim
 }

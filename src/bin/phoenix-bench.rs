@@ -13,7 +13,6 @@
 use phoenix::core::{Engine, EngineConfig, Observation, Sample, Timestamp};
 use phoenix::policy::ValidatedPolicy;
 use phoenix::sim::report;
-use phoenix::sim::runner::Plant;
 use phoenix::sim::simulate::Simulation;
 use phoenix::sim::synth::{self, SynthSpec};
 use phoenix::sim::trace::{Values, read_trace};
@@ -82,22 +81,13 @@ impl WholeRun {
 
 /// The benchmark's simulation of `trace` under `policy`: no baselines, 1% plant noise.
 fn simulation(trace: &phoenix::sim::trace::Trace, policy: &ValidatedPolicy) -> Simulation {
-    Simulation {
-        demand: trace.demand().to_vec(),
-        start: trace.timestamps.first().copied().unwrap_or_default(),
-        tick: TICK,
-        times: Vec::new(),
-        budget_series: BUDGET,
-        plant: Plant {
-            ladder: policy.profiles().to_vec(),
-            delay_ticks: 1,
-            noise: 0.01,
-            seed: 4,
-            failure_rate: 0.0,
-        },
-        policies: vec![policy.clone()],
-        baselines: Vec::new(),
-    }
+    Simulation::benchmark(
+        policy.clone(),
+        trace.demand().to_vec(),
+        trace.timestamps.first().copied().unwrap_or_default(),
+        TICK,
+        BUDGET,
+    )
 }
 
 fn whole_run(path: &Path, policy: &ValidatedPolicy) -> Result<WholeRun, String> {

@@ -94,6 +94,36 @@ pub struct Simulation {
 }
 
 impl Simulation {
+    /// One policy on `demand` at regular ticks from `start`, against a plant with the
+    /// policy's own ladder, a one-tick reload delay, 1% output noise (seed 4) and no
+    /// failed reloads, without baselines: the one setting of the speed benchmarks and
+    /// fingerprints (`benches/engine.rs`, `phoenix-bench`, `examples/profile_step.rs`),
+    /// so their figures compare.
+    pub fn benchmark(
+        policy: ValidatedPolicy,
+        demand: Vec<f64>,
+        start: Timestamp,
+        tick: Duration,
+        budget_series: f64,
+    ) -> Self {
+        Simulation {
+            demand,
+            start,
+            tick,
+            times: Vec::new(),
+            budget_series,
+            plant: Plant {
+                ladder: policy.profiles().to_vec(),
+                delay_ticks: 1,
+                noise: 0.01,
+                seed: 4,
+                failure_rate: 0.0,
+            },
+            policies: vec![policy],
+            baselines: Vec::new(),
+        }
+    }
+
     /// From a loaded scenario, its trace and its policies.
     pub fn from_scenario(sc: &Scenario, trace: &Trace, policies: Vec<ValidatedPolicy>) -> Self {
         Simulation {
